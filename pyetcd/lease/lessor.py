@@ -1,0 +1,178 @@
+"""The lessor: leases, their TTLs and the keys attached to them.
+
+State changes (grant, revoke, checkpoint) arrive through the apply path, so
+every member holds the same leases; *expiry* is decided only by the leader
+(the member whose lessor is promoted), which proposes a revoke for each
+expired lease.  Followers keep leases without a deadline, as etcd's do; when a
+member becomes leader it gives every lease a fresh full TTL (etcd's
+``Promote`` with extension), so a leader change never revokes a lease early.
+
+Leases are persisted in the backend's ``lease`` bucket (8-byte big-endian ID
+-> leasepb.Lease) in the same batch as the apply that changed them.  Time is
+an injected monotonic clock (seconds), so tests can drive it.
+"""
+from __future__ import annotations
+
+import math
+import struct
+import time
+from typing import Callable
+
+from pyetcd.pb.leasepb.lease_pb2 import Lease as LeasePB
+
+MAX_LEASE_TTL = 9_000_000_000
+FOREVER = math.inf
+_ID = struct.Struct(">q")
+
+
+class LeaseNotFound(Exception):
+    pass
+
+
+class LeaseExists(Exception):
+    pass
+
+
+class LeaseTTLTooLarge(Exception):
+    pass
+
+
+class Lease:
+    __slots__ = ("id", "ttl", "remaining_ttl", "expiry", "keys")
+
+    def __init__(self, lease_id: int, ttl: int, remaining_ttl: int = 0):
+        self.id = lease_id
+        self.ttl = ttl
+        self.remaining_ttl = remaining_ttl
+        self.expiry = FOREVER
+        self.keys: set[bytes] = set()
+
+    def remaining(self, now: float) -> float:
+        if self.expiry == FOREVER:
+            return float(self.ttl)
+        return self.expiry - now
+
+
+class Lessor:
+    def __init__(self, backend, min_ttl: int = 2, clock: Callable[[], float] = time.monotonic):
+        self.backend = backend
+        self.min_ttl = min_ttl
+        self.clock = clock
+        self.leases: dict[int, Lease] = {}
+        self.item_lease: dict[bytes, int] = {}
+        self.primary = False
+        self._restore()
+
+    def _restore(self) -> None:
+        for _, v in self.backend.iterate("lease"):
+            pb = LeasePB.FromString(v)
+            ttl = max(pb.TTL, self.min_ttl)
+            self.leases[pb.ID] = Lease(pb.ID, ttl, pb.RemainingTTL)
+
+    def _persist(self, lease: Lease) -> None:
+        pb = LeasePB(ID=lease.id, TTL=lease.ttl, RemainingTTL=lease.remaining_ttl)
+        self.backend.put("lease", _ID.pack(lease.id), pb.SerializeToString())
+
+    # ---- applied state changes ----------------------------------------------------------
+    def grant(self, lease_id: int, ttl: int) -> Lease:
+        if lease_id == 0:
+            raise LeaseNotFound()
+        if ttl > MAX_LEASE_TTL:
+            raise LeaseTTLTooLarge()
+        if lease_id in self.leases:
+            raise LeaseExists()
+        lease = Lease(lease_id, max(ttl, self.min_ttl))
+        if self.primary:
+            lease.expiry = self.clock() + lease.ttl
+        self.leases[lease_id] = lease
+        self._persist(lease)
+        return lease
+
+    def revoke_keys(self, lease_id: int) -> list[bytes]:
+        """The keys a revoke must delete (sorted, as etcd deletes them)."""
+        lease = self.leases.get(lease_id)
+        if lease is None:
+            raise LeaseNotFound()
+        return sorted(lease.keys)
+
+    def remove(self, lease_id: int) -> None:
+        lease = self.leases.pop(lease_id, None)
+        if lease is None:
+            return
+        for k in lease.keys:
+            self.item_lease.pop(k, None)
+        self.backend.delete("lease", _ID.pack(lease_id))
+
+    def checkpoint(self, lease_id: int, remaining_ttl: int) -> None:
+        lease = self.leases.get(lease_id)
+        if lease is None:
+            return
+        lease.remaining_ttl = remaining_ttl
+        self._persist(lease)
+        if self.primary:
+            lease.expiry = self.clock() + remaining_ttl
+
+    # ---- key attachment (called by the kv store) -----------------------------------------
+    def lookup(self, lease_id: int) -> Lease | None:
+        return self.leases.get(lease_id)
+
+    def get_lease(self, key: bytes) -> int:
+        return self.item_lease.get(key, 0)
+
+    def attach(self, lease_id: int, key: bytes) -> None:
+        lease = self.leases.get(lease_id)
+        if lease is None:
+            raise LeaseNotFound()
+        lease.keys.add(key)
+        self.item_lease[key] = lease_id
+
+    def attach_on_restore(self, lease_id: int, key: bytes) -> None:
+        lease = self.leases.get(lease_id)
+        if lease is not None:
+            lease.keys.add(key)
+            self.item_lease[key] = lease_id
+
+    def detach(self, lease_id: int, key: bytes) -> None:
+        lease = self.leases.get(lease_id)
+        if lease is not None:
+            lease.keys.discard(key)
+        if self.item_lease.get(key) == lease_id:
+            del self.item_lease[key]
+
+    # ---- leader-only timing ----------------------------------------------------------------
+    def promote(self, extend: float = 0.0) -> None:
+        """Become the member that decides expiry: every lease gets a deadline."""
+        self.primary = True
+        now = self.clock()
+        for lease in self.leases.values():
+            ttl = lease.remaining_ttl if lease.remaining_ttl > 0 else lease.ttl
+            lease.expiry = now + ttl + extend
+
+    def demote(self) -> None:
+        self.primary = False
+        for lease in self.leases.values():
+            lease.expiry = FOREVER
+
+    def renew(self, lease_id: int) -> int:
+        """Keep-alive: reset the deadline; returns the TTL granted."""
+        lease = self.leases.get(lease_id)
+        if lease is None:
+            raise LeaseNotFound()
+        if self.primary:
+            lease.expiry = self.clock() + lease.ttl
+        return lease.ttl
+
+    def expired(self, limit: int = 1000) -> list[int]:
+        if not self.primary:
+            return []
+        now = self.clock()
+        out = [lid for lid, lease in self.leases.items() if lease.expiry <= now]
+        return out[:limit]
+
+    def time_to_live(self, lease_id: int) -> tuple[int, int, list[bytes]]:
+        """(remaining TTL in whole seconds, granted TTL, keys)."""
+        lease = self.leases.get(lease_id)
+        if lease is None:
+            raise LeaseNotFound()
+        remaining = lease.remaining(self.clock())
+        return max(0, int(remaining)), lease.ttl, sorted(lease.keys)

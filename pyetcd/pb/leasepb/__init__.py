@@ -1,0 +1,1 @@
+"""Generated from proto/leasepb/ by proto/generate.py; never edit."""

@@ -1,0 +1,1 @@
+"""Generated from proto/pyetcdpb/ by proto/generate.py; never edit."""

@@ -1,0 +1,137 @@
+"""``pyetcd``: the server entry point (etcd's flags and ETCD_* variables)."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from urllib.parse import urlsplit
+
+import grpc
+
+from pyetcd.version import ETCD_VERSION, __version__
+
+from .config import Config, ConfigError, fail, parse_args
+
+log = logging.getLogger("pyetcd")
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+           "error": logging.ERROR, "panic": logging.CRITICAL, "fatal": logging.CRITICAL}
+
+
+class JSONFormatter(logging.Formatter):
+    """etcd-style structured log lines: level, ts, caller, msg, fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "level": record.levelname.lower().replace("warning", "warn"),
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "caller": f"{record.module}:{record.lineno}",
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            out["error"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+def setup_logging(cfg: Config) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JSONFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    level = cfg.log_level if cfg.log_level in _LEVELS else "info"
+    root.setLevel(_LEVELS[level])
+
+
+def grpc_options(cfg: Config) -> list[tuple[str, int]]:
+    """Limits and keepalive policy matching etcd's gRPC server."""
+    return [
+        ("grpc.max_receive_message_length", cfg.max_request_bytes + 512 * 1024),
+        ("grpc.max_send_message_length", 2**31 - 1),
+        ("grpc.max_concurrent_streams", 2**31 - 1),
+        # etcdctl pings every 10 s (grpc-go's floor); etcd allows 5 s
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_ping_strikes", 0),
+        ("grpc.keepalive_time_ms", 2 * 3600 * 1000),
+        ("grpc.keepalive_timeout_ms", 20 * 1000),
+        ("grpc.so_reuseport", 0),
+    ]
+
+
+def listen_address(url: str) -> str:
+    u = urlsplit(url)
+    if u.scheme in ("unix", "unixs"):
+        return f"unix:{u.netloc}{u.path}"
+    if not u.hostname or u.port is None:
+        raise ConfigError(f"invalid listen URL {url!r}: host and port are required")
+    host = u.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{u.port}"
+
+
+async def serve(cfg: Config) -> int:
+    from pyetcd.api import register_services
+    from .server import EtcdServer
+
+    server = EtcdServer(cfg)
+    grpc_server = grpc.aio.server(options=grpc_options(cfg))
+    register_services(grpc_server, server)
+    for url in cfg.listen_client_urls:
+        scheme = urlsplit(url).scheme
+        if scheme in ("https", "unixs"):
+            from .tls import server_credentials
+            grpc_server.add_secure_port(listen_address(url), server_credentials(cfg))
+        else:
+            grpc_server.add_insecure_port(listen_address(url))
+    await server.start()
+    await grpc_server.start()
+    log.info("ready to serve client requests; name=%s member-id=%x cluster-id=%x data-dir=%s "
+             "listen-client-urls=%s version=%s (etcd API %s)", cfg.name, server.member_id,
+             server.cluster_id, server.data_dir, ",".join(cfg.listen_client_urls), __version__,
+             ETCD_VERSION)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("received stop signal; shutting down")
+    await grpc_server.stop(grace=1.0)
+    await server.stop()
+    log.info("stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        cfg = parse_args(argv)
+    except ConfigError as exc:
+        fail(str(exc))
+    setup_logging(cfg)
+    for w in cfg.warnings:
+        log.warning(w)
+    os.makedirs(cfg.data_dir_path, mode=0o700, exist_ok=True)
+    try:
+        import uvloop  # optional: the fast event loop
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    try:
+        return runner(serve(cfg))
+    except ConfigError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        log.critical("cannot start: %s", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

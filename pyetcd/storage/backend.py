@@ -1,0 +1,224 @@
+"""The LMDB backend: the only module in pyetcd that imports ``lmdb``.
+
+Layout: one LMDB environment in ``<data-dir>/member/snap/db`` (a single file
+plus ``db-lock``) with named databases that mirror etcd's bbolt buckets:
+``key`` (revision bytes -> mvccpb.KeyValue), ``meta`` (consistent index, term,
+compaction marks), ``lease``, ``members``, ``members_removed``, ``cluster``,
+``alarm``, ``auth``, ``authUsers``, ``authRoles``.
+
+Writes are batched the way etcd's backend batches them.  The apply path calls
+:meth:`Backend.put` / :meth:`Backend.delete`, which only record the change in
+an in-memory *pending* map; reads (:meth:`Backend.get`) look in that map first
+and then in LMDB, so a reader on the event loop always sees every applied
+change, committed or not.  :meth:`Backend.commit` hands everything pending to
+one writer thread, which applies it in **one** LMDB write transaction and
+commits it (with fsync when ``durable`` is set); the pending entries are
+dropped only after LMDB holds them.  Many apply batches that arrive while the
+writer is busy are folded into its next transaction (group commit).
+
+What is synced when: with ``durable=True`` every writer transaction is
+committed with ``fdatasync`` before :meth:`commit`'s future resolves; callers
+acknowledge client writes only after that future.  With ``durable=False``
+(used once a write-ahead log guarantees durability) commits skip the fsync and
+:meth:`sync` forces one.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections import deque
+from concurrent.futures import Future
+from typing import Callable, Iterator
+
+import lmdb
+
+BUCKETS = (
+    "key", "meta", "lease", "members", "members_removed", "cluster", "alarm",
+    "auth", "authUsers", "authRoles",
+)
+
+_DELETED = None  # marker value in the pending map for a buffered delete
+
+
+class BackendError(Exception):
+    """The backend could not persist a change (disk full, I/O error)."""
+
+
+class Backend:
+    """LMDB environment with a buffered, group-committing writer thread."""
+
+    def __init__(self, path: str, map_size: int = 2 * 1024**3, *, durable: bool = True):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        self.path = path
+        self.durable = durable
+        self.env = lmdb.open(
+            path, map_size=map_size, subdir=False, max_dbs=len(BUCKETS) + 2,
+            sync=durable, metasync=durable, readahead=False, lock=True, max_readers=256,
+        )
+        self.dbs = {name: self.env.open_db(name.encode()) for name in BUCKETS}
+        # (bucket, key) -> value (or _DELETED) applied but not yet in LMDB
+        self._pending: dict[tuple[str, bytes], bytes | None] = {}
+        # ops not yet handed to the writer: (bucket, key, value-or-None) or a job
+        self._ops: list = []
+        self._queue: deque = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self.failed: BaseException | None = None
+        self._thread = threading.Thread(target=self._writer, name="backend-writer", daemon=True)
+        self._thread.start()
+
+    # ---- writes (event-loop thread) -------------------------------------------------
+    def put(self, bucket: str, key: bytes, value: bytes) -> None:
+        self._pending[(bucket, key)] = value
+        self._ops.append((bucket, key, value))
+
+    def delete(self, bucket: str, key: bytes) -> None:
+        self._pending[(bucket, key)] = _DELETED
+        self._ops.append((bucket, key, _DELETED))
+
+    def schedule(self, job: Callable[["WriteTxn"], object]) -> None:
+        """Run ``job(txn)`` inside the writer's next transaction, after every
+        change recorded before this call (used by compaction)."""
+        self._ops.append(job)
+
+    def commit(self) -> Future:
+        """Hand every recorded change to the writer; the future resolves with a
+        list of the jobs' results once LMDB holds them (synced if durable)."""
+        fut: Future = Future()
+        if self.failed is not None:
+            fut.set_exception(BackendError(str(self.failed)))
+            return fut
+        ops, self._ops = self._ops, []
+        with self._cond:
+            self._queue.append((ops, fut))
+            self._cond.notify()
+        return fut
+
+    async def commit_async(self) -> list:
+        fut = self.commit()
+        return await asyncio.wrap_future(fut)
+
+    def release(self, ops: list) -> None:
+        """Drop committed ops from the pending map (event-loop thread)."""
+        pending = self._pending
+        for op in ops:
+            if isinstance(op, tuple):
+                k = (op[0], op[1])
+                if k in pending and pending[k] is op[2]:
+                    del pending[k]
+
+    # ---- reads (event-loop thread) --------------------------------------------------
+    def get(self, bucket: str, key: bytes, txn=None) -> bytes | None:
+        k = (bucket, key)
+        pending = self._pending
+        if k in pending:
+            return pending[k]
+        if txn is not None:
+            return txn.get(key, db=self.dbs[bucket])
+        with self.env.begin(db=self.dbs[bucket], buffers=False) as t:
+            return t.get(key)
+
+    def read_txn(self):
+        """An LMDB read transaction; use with :meth:`get` for many lookups."""
+        return self.env.begin(buffers=False)
+
+    def iterate(self, bucket: str, start: bytes = b"", end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Committed items of a bucket in key order (start <= k < end).
+
+        Only for use when nothing is pending (start-up, snapshot export)."""
+        with self.env.begin(db=self.dbs[bucket], buffers=False) as t:
+            cur = t.cursor()
+            if not cur.set_range(start):
+                return
+            for k, v in cur:
+                if end is not None and k >= end:
+                    break
+                yield k, v
+
+    # ---- writer thread --------------------------------------------------------------
+    def _writer(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if not self._queue and self._closed:
+                    return
+                batch = list(self._queue)
+                self._queue.clear()
+            try:
+                results = self._write_batch(batch)
+            except BaseException as exc:  # noqa: BLE001 - reported to every waiter
+                self.failed = exc
+                for _, fut in batch:
+                    fut.set_exception(BackendError(f"backend commit failed: {exc}"))
+                continue
+            for (ops, fut), res in zip(batch, results):
+                fut.set_result((ops, res))
+
+    def _write_batch(self, batch) -> list:
+        results = []
+        dbs = self.dbs
+        with self.env.begin(write=True) as txn:
+            wt = WriteTxn(txn, dbs)
+            for ops, _ in batch:
+                res = []
+                for op in ops:
+                    if isinstance(op, tuple):
+                        bucket, key, value = op
+                        if value is _DELETED:
+                            txn.delete(key, db=dbs[bucket])
+                        else:
+                            txn.put(key, value, db=dbs[bucket])
+                    else:
+                        res.append(op(wt))
+                results.append(res)
+        return results
+
+    def sync(self) -> None:
+        self.env.sync(True)
+
+    # ---- sizes and lifecycle --------------------------------------------------------
+    def size(self) -> int:
+        """Bytes the database file occupies (etcd's dbSize)."""
+        info = self.env.info()
+        return (info["last_pgno"] + 1) * self.env.stat()["psize"]
+
+    def size_in_use(self) -> int:
+        """Bytes of pages holding live data (etcd's dbSizeInUse)."""
+        psize = self.env.stat()["psize"]
+        pages = 0
+        with self.env.begin() as t:
+            for name in BUCKETS:
+                st = t.stat(self.dbs[name])
+                pages += st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"]
+        return (pages + 2) * psize
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+        self.env.close()
+
+
+class WriteTxn:
+    """What a scheduled job sees: the writer's LMDB transaction by bucket name."""
+
+    __slots__ = ("txn", "dbs")
+
+    def __init__(self, txn, dbs):
+        self.txn = txn
+        self.dbs = dbs
+
+    def get(self, bucket: str, key: bytes) -> bytes | None:
+        return self.txn.get(key, db=self.dbs[bucket])
+
+    def put(self, bucket: str, key: bytes, value: bytes) -> None:
+        self.txn.put(key, value, db=self.dbs[bucket])
+
+    def delete(self, bucket: str, key: bytes) -> None:
+        self.txn.delete(key, db=self.dbs[bucket])
+
+    def cursor(self, bucket: str):
+        return self.txn.cursor(db=self.dbs[bucket])
