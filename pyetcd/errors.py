@@ -95,3 +95,4 @@ NO_INFLIGHT_DOWNGRADE = _e("FailedPrecondition", "etcdserver: no inflight downgr
 CANCELED = _e("Canceled", "etcdserver: request canceled")
 DEADLINE_EXCEEDED = _e("DeadlineExceeded", "etcdserver: context deadline exceeded")
 NOT_SUPPORTED_FOR_LEARNER = _e("Unavailable", "etcdserver: rpc not supported for learner")
+INVALID_SORT_OPTION = _e("InvalidArgument", "etcdserver: invalid sort option")

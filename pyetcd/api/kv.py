@@ -16,7 +16,7 @@ def check_range(r: pb.RangeRequest) -> None:
     if not r.key:
         raise errors.EMPTY_KEY()
     if r.sort_order not in _SORT_ORDERS or r.sort_target not in _SORT_TARGETS:
-        raise errors.EtcdError("InvalidArgument", "etcdserver: invalid sort option")
+        raise errors.INVALID_SORT_OPTION()
 
 
 def check_put(r: pb.PutRequest) -> None:

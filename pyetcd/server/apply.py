@@ -80,7 +80,7 @@ class Applier:
         if order != RangeRequest.NONE and kvs:
             keyf = _SORT_KEYS.get(r.sort_target)
             if keyf is None:
-                raise errors.EtcdError("InvalidArgument", "etcdserver: invalid sort option")
+                raise errors.INVALID_SORT_OPTION()
             if not (r.sort_target == RangeRequest.KEY and order == RangeRequest.ASCEND):
                 kvs = sorted(kvs, key=keyf, reverse=order == RangeRequest.DESCEND)
         resp = pb.RangeResponse()
