@@ -115,6 +115,7 @@ class Cluster:
         self.max_acked = 0
         self.pending_reads: dict[bytes, tuple[int, int]] = {}  # ctx -> (node, acked at ask)
         self.reads_served = 0
+        self.snapshots_sent = 0
         self.proposals = 0
         voters = list(range(1, self.opts.nodes + 1))
         for id in voters:
@@ -167,6 +168,8 @@ class Cluster:
     # -- network -----------------------------------------------------------------------
     def send(self, m: Message) -> None:
         o = self.opts
+        if m.type == MT.SNAP:
+            self.snapshots_sent += 1
         if self.rng.random() < o.drop_rate:
             self._drop(m)
             return
@@ -392,10 +395,11 @@ class Cluster:
                 key = (e.index, e.term)
                 val = (prev_term, e.data, e.type)
                 old = seen.get(key)
-                if old is None:
-                    seen[key] = val
-                elif old != val and not (old[0] is None or prev_term is None) or (
-                        old[1:] != val[1:]):
+                if old is None or old[0] is None:
+                    seen[key] = val if old is None or prev_term is not None else old
+                    if old is not None and old[1:] != val[1:]:
+                        raise InvariantViolation(f"log matching violated at {key} on node {id}")
+                elif old[1:] != val[1:] or (prev_term is not None and old[0] != prev_term):
                     raise InvariantViolation(f"log matching violated at {key} on node {id}")
                 prev_term = e.term
 
@@ -501,6 +505,35 @@ class Cluster:
                 if best is None or sn.node.raft.term > self.nodes[best].node.raft.term:
                     best = id
         return best
+
+    # -- scripting helpers (named scenarios) --------------------------------------------
+    def settle(self, ticks: int = 1) -> None:
+        """Advance ``ticks`` ticks, delivering and processing everything due."""
+        for _ in range(ticks):
+            self.tick()
+            self.pump()
+
+    def pump(self) -> None:
+        for _ in range(50):
+            self.process_all()
+            if not any(t <= self.now for t, _, _ in self.in_flight):
+                break
+            self.deliver_all()
+        self.check()
+
+    def wait_for(self, cond, max_ticks: int = 300) -> int:
+        for t in range(max_ticks):
+            if cond():
+                return t
+            self.settle()
+        raise InvariantViolation(f"condition not reached within {max_ticks} ticks")
+
+    def isolate(self, *ids: int) -> None:
+        self.partition = {i: (0 if i in ids else 1) for i in self.nodes}
+        self.say(f"isolate {ids}")
+
+    def heal(self) -> None:
+        self.partition = None
 
     # -- liveness ----------------------------------------------------------------------
     def heal_and_converge(self, max_ticks: int | None = None) -> int:
