@@ -85,7 +85,7 @@ class Server:
 
     def argv(self) -> list[str]:
         if self.kind == "pyetcd":
-            exe = [sys.executable, "-m", "pyetcd.server.main"]
+            exe = [sys.executable, "-m", "pyetcd.main"]
         else:
             path = etcd_path(self.kind.replace("etcd", "")) if self.kind != "etcd" else etcd_path("3.5")
             exe = [path]

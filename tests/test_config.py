@@ -92,7 +92,7 @@ def test_bad_flags_are_clear_errors(argv, msg):
 
 
 def test_unknown_flag_exits_2_with_message():
-    r = subprocess.run([sys.executable, "-m", "pyetcd.server.main", "--bogus"],
+    r = subprocess.run([sys.executable, "-m", "pyetcd.main", "--bogus"],
                        capture_output=True, text=True)
     assert r.returncode == 2
     assert "flag provided but not defined: -bogus" in r.stderr

@@ -1,4 +1,5 @@
-"""``pyetcd``: the server entry point (etcd's flags and ETCD_* variables)."""
+"""``pyetcd``: the server entry point and composition root (etcd's flags and
+ETCD_* variables).  It wires the layers together, so it sits above them all."""
 from __future__ import annotations
 
 import asyncio
@@ -14,7 +15,7 @@ import grpc
 
 from pyetcd.version import ETCD_VERSION, __version__
 
-from .config import Config, ConfigError, fail, parse_args
+from pyetcd.server.config import Config, ConfigError, fail, parse_args
 
 log = logging.getLogger("pyetcd")
 
@@ -78,7 +79,7 @@ def listen_address(url: str) -> str:
 
 async def serve(cfg: Config) -> int:
     from pyetcd.api import register_services
-    from .server import EtcdServer
+    from pyetcd.server.server import EtcdServer
 
     server = EtcdServer(cfg)
     grpc_server = grpc.aio.server(options=grpc_options(cfg))
@@ -86,7 +87,7 @@ async def serve(cfg: Config) -> int:
     for url in cfg.listen_client_urls:
         scheme = urlsplit(url).scheme
         if scheme in ("https", "unixs"):
-            from .tls import server_credentials
+            from pyetcd.server.tls import server_credentials
             grpc_server.add_secure_port(listen_address(url), server_credentials(cfg))
         else:
             grpc_server.add_insecure_port(listen_address(url))
