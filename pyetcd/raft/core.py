@@ -65,6 +65,10 @@ class Raft(LeaderMixin):
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
         self.rng = config.rng
+        # RawNode sets defer_bcast: proposals then mark bcast_pending and the
+        # appends go out once per Ready (batching); bare Raft sends at once.
+        self.defer_bcast = False
+        self.bcast_pending = False
         self._step = self.step_follower
         self._tick = self.tick_election
 

@@ -198,7 +198,16 @@ class LeaderMixin:
                 self._start_removing_self()
             self.pending_conf_index = self.raft_log.last_index() + i + 1
         self.append_entry(ents)
-        self.bcast_append()
+        if self.defer_bcast:
+            self.bcast_pending = True  # RawNode flushes once per Ready
+        else:
+            self.bcast_append()
+
+    def flush_bcast(self) -> None:
+        """Send the appends deferred by proposals (one MsgApp per follower)."""
+        self.bcast_pending = False
+        if self.state == StateType.LEADER:
+            self.bcast_append()
 
     def _start_removing_self(self) -> None:
         # The removal entry must stay this leader's last entry: once removed

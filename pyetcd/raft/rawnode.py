@@ -40,6 +40,7 @@ class RawNode:
 
     def __init__(self, config: Config, storage: Storage) -> None:
         self.raft = Raft(config, storage)
+        self.raft.defer_bcast = True
         self._prev_soft = self.raft.soft_state()
         self._prev_hard = self.raft.hard_state()
 
@@ -94,6 +95,8 @@ class RawNode:
     # -- outputs ----------------------------------------------------------------------
     def has_ready(self) -> bool:
         r = self.raft
+        if r.bcast_pending:
+            r.flush_bcast()
         log = r.raft_log
         if r.msgs or log.unstable.entries or log.unstable.snapshot is not None:
             return True
@@ -106,6 +109,8 @@ class RawNode:
 
     def ready(self) -> Ready:
         r = self.raft
+        if r.bcast_pending:
+            r.flush_bcast()
         log = r.raft_log
         soft = None
         if r.lead != self._prev_soft.lead or r.state != self._prev_soft.raft_state:

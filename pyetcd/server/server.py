@@ -246,11 +246,14 @@ class LocalLog:
 
     def propose(self, data: bytes) -> None:
         self.pending.append(data)
-        if not self.scheduled:
+        if not self.scheduled and not self.inflight:
             self.scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
+        """Apply everything pending as one batch.  While a batch's fsync is in
+        flight new proposals only accumulate; the fsync's completion flushes
+        them, so the batch size adapts to the disk's speed."""
         self.scheduled = False
         batch, self.pending = self.pending, []
         if not batch:
@@ -266,6 +269,9 @@ class LocalLog:
 
     def _committed(self, fut: asyncio.Future, results) -> None:
         self.inflight.discard(fut)
+        if self.pending and not self.scheduled:
+            self.scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
         s = self.server
         if fut.cancelled() or fut.exception() is not None:
             exc = fut.exception() if not fut.cancelled() else None
