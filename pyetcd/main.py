@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import grpc
 
+from pyetcd.api import TRANSPORT_RECV_LIMIT
 from pyetcd.version import ETCD_VERSION, __version__
 
 from pyetcd.server.config import Config, ConfigError, fail, parse_args
@@ -51,7 +52,7 @@ def setup_logging(cfg: Config) -> None:
 def grpc_options(cfg: Config) -> list[tuple[str, int]]:
     """Limits and keepalive policy matching etcd's gRPC server."""
     return [
-        ("grpc.max_receive_message_length", cfg.max_request_bytes + 512 * 1024),
+        ("grpc.max_receive_message_length", TRANSPORT_RECV_LIMIT),
         ("grpc.max_send_message_length", 2**31 - 1),
         ("grpc.max_concurrent_streams", 2**31 - 1),
         # etcdctl pings every 10 s (grpc-go's floor); etcd allows 5 s
@@ -83,7 +84,7 @@ async def serve(cfg: Config) -> int:
 
     server = EtcdServer(cfg)
     grpc_server = grpc.aio.server(options=grpc_options(cfg))
-    register_services(grpc_server, server)
+    register_services(grpc_server, server, cfg.max_request_bytes + 512 * 1024)
     for url in cfg.listen_client_urls:
         scheme = urlsplit(url).scheme
         if scheme in ("https", "unixs"):

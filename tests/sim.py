@@ -86,7 +86,8 @@ class SimNode:
         self.node: RawNode | None = None
         self.app = App()
         self.removed_ids: set[int] = set()  # removals this node has applied
-        self.last_commit = 0
+        self.last_commit = 0      # in-memory commit of the current incarnation
+        self.durable_commit = 0   # highest commit seen in the persisted hard state
         self.incarnation = 0
 
     @property
@@ -367,14 +368,22 @@ class Cluster:
                 prev = self.leaders.setdefault(r.term, id)
                 if prev != id:
                     raise InvariantViolation(f"two leaders in term {r.term}: {prev} and {id}")
-            committed = r.raft_log.committed
-            if committed < sn.last_commit:
-                raise InvariantViolation(f"node {id} commit went back {sn.last_commit}->{committed}")
+            if r.raft_log.committed < sn.last_commit:
+                raise InvariantViolation(f"node {id} commit went back "
+                                         f"{sn.last_commit}->{r.raft_log.committed}")
+            sn.last_commit = r.raft_log.committed
+            # A commit is observable only once durable (a sole voter commits
+            # in memory before persisting; a torn write may undo that).
+            durable = sn.storage.hard_state.commit
+            if durable < sn.durable_commit:
+                raise InvariantViolation(f"node {id} durable commit went back "
+                                         f"{sn.durable_commit}->{durable}")
+            committed = min(r.raft_log.committed, durable)
             log = r.raft_log
             first = log.first_index()
             ents = log.all_entries()
             logs[id] = (first, ents)
-            for i in range(max(sn.last_commit + 1, first), committed + 1):
+            for i in range(max(sn.durable_commit + 1, first), committed + 1):
                 e = ents[i - first]
                 rec = self.committed.setdefault(i, (e.term, e.data))
                 if rec != (e.term, e.data):
@@ -383,7 +392,7 @@ class Cluster:
                 ct = self.commit_term.get(i)
                 if ct is None or r.term < ct:
                     self.commit_term[i] = r.term
-            sn.last_commit = committed
+            sn.durable_commit = max(sn.durable_commit, committed)
         self._check_log_matching(logs)
         self._check_leader_completeness(logs)
 

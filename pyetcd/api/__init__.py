@@ -3,16 +3,22 @@ does, call the server, map errors to etcd's codes and texts.  May import
 pyetcd.server, pyetcd.pb and pyetcd.errors; nothing below imports this."""
 from __future__ import annotations
 
-from pyetcd.pb.etcdserverpb import rpc_pb2_grpc as pbg
+from pyetcd.pb.etcdserverpb import rpc_pb2
+
+# what the gRPC transport accepts; the exact limit (etcd's max-request-bytes
+# + 512 KiB) is enforced by api.common.register with grpc-go's message
+TRANSPORT_RECV_LIMIT = 64 * 1024 * 1024
 
 
-def register_services(grpc_server, server) -> None:
+def register_services(grpc_server, server, max_recv: int) -> None:
     from .cluster import ClusterServicer
+    from .common import register
     from .kv import KVServicer
     from .lease import LeaseServicer
     from .maintenance import MaintenanceServicer
 
-    pbg.add_KVServicer_to_server(KVServicer(server), grpc_server)
-    pbg.add_MaintenanceServicer_to_server(MaintenanceServicer(server), grpc_server)
-    pbg.add_ClusterServicer_to_server(ClusterServicer(server), grpc_server)
-    pbg.add_LeaseServicer_to_server(LeaseServicer(server), grpc_server)
+    services = rpc_pb2.DESCRIPTOR.services_by_name
+    register(grpc_server, services["KV"], KVServicer(server), max_recv)
+    register(grpc_server, services["Maintenance"], MaintenanceServicer(server), max_recv)
+    register(grpc_server, services["Cluster"], ClusterServicer(server), max_recv)
+    register(grpc_server, services["Lease"], LeaseServicer(server), max_recv)

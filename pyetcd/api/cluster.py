@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
-from pyetcd.pb.etcdserverpb import rpc_pb2_grpc as pbg
 
 from .common import unary
 
 
-class ClusterServicer(pbg.ClusterServicer):
+class ClusterServicer:
     def __init__(self, server):
         self.s = server
 

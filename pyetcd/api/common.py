@@ -5,6 +5,8 @@ import functools
 import logging
 
 import grpc
+from google.protobuf import message as _message
+from google.protobuf import symbol_database
 
 from pyetcd import errors
 
@@ -20,11 +22,14 @@ def status_code(name: str) -> grpc.StatusCode:
 def unary(fn):
     """Wrap a unary handler: EtcdError -> its gRPC status; anything else ->
     UNKNOWN with a one-line message (logged with its traceback here, never
-    sent to the client)."""
+    sent to the client).  The handler receives the request already decoded
+    (see :func:`register`)."""
 
     @functools.wraps(fn)
     async def wrapper(self, request, context):
         try:
+            if type(request) is bytes:
+                request = await _decode(self, fn.__name__, request, context)
             return await fn(self, request, context)
         except errors.EtcdError as exc:
             await context.abort(status_code(exc.code), exc.message)
@@ -43,3 +48,67 @@ def require_leader(context) -> bool:
         if k == "hasleader" and v == "true":
             return True
     return False
+
+
+# ---- registration: our own decoding, so limits and garbage get grpc-go's answers ------
+_sym = symbol_database.Default()
+
+
+async def _decode(servicer, method: str, raw: bytes, context):
+    limit = servicer._max_recv
+    if len(raw) > limit:
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                            f"grpc: received message larger than max ({len(raw)} vs. {limit})")
+    try:
+        return servicer._request_types[method].FromString(raw)
+    except _message.DecodeError as exc:
+        await context.abort(grpc.StatusCode.INTERNAL, f"grpc: error unmarshalling request: {exc}")
+
+
+class StreamDecodeError:
+    """Stands in for a stream message that failed to decode."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: str):
+        self.error = error
+
+
+def _stream_decoder(cls):
+    def decode(raw: bytes):
+        try:
+            return cls.FromString(raw)
+        except _message.DecodeError as exc:
+            return StreamDecodeError(f"grpc: error unmarshalling request: {exc}")
+    return decode
+
+
+def register(grpc_server, service_descriptor, servicer, max_recv: int) -> None:
+    """Register ``servicer`` for every method of the service.  Unary requests
+    arrive as bytes and are decoded by :func:`unary` (so an oversized or
+    malformed message gets grpc-go's status and text, as etcd returns them);
+    the gRPC transport limit is set higher than ``max_recv`` for that."""
+    servicer._max_recv = max_recv
+    servicer._request_types = {}
+    handlers = {}
+    for m in service_descriptor.methods:
+        if not hasattr(servicer, m.name):
+            continue  # not served yet: gRPC answers UNIMPLEMENTED
+        req_cls = _sym.GetSymbol(m.input_type.full_name)
+        resp_cls = _sym.GetSymbol(m.output_type.full_name)
+        fn = getattr(servicer, m.name)
+        ser = resp_cls.SerializeToString
+        if m.client_streaming and m.server_streaming:
+            h = grpc.stream_stream_rpc_method_handler(
+                fn, request_deserializer=_stream_decoder(req_cls), response_serializer=ser)
+        elif m.server_streaming:
+            servicer._request_types[m.name] = req_cls
+            h = grpc.unary_stream_rpc_method_handler(
+                fn, request_deserializer=req_cls.FromString, response_serializer=ser)
+        else:
+            servicer._request_types[m.name] = req_cls
+            h = grpc.unary_unary_rpc_method_handler(fn, request_deserializer=None,
+                                                    response_serializer=ser)
+        handlers[m.name] = h
+    grpc_server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service_descriptor.full_name, handlers),))

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pyetcd import errors
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
-from pyetcd.pb.etcdserverpb import rpc_pb2_grpc as pbg
 from pyetcd.pb.pyetcdpb.internal_pb2 import InternalRequest
 
 from .common import unary
@@ -117,7 +116,7 @@ def txn_readonly(r: pb.TxnRequest) -> bool:
     return True
 
 
-class KVServicer(pbg.KVServicer):
+class KVServicer:
     def __init__(self, server):
         self.s = server
 

@@ -9,15 +9,14 @@ import grpc
 from pyetcd import errors
 from pyetcd.lease.lessor import LeaseNotFound
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
-from pyetcd.pb.etcdserverpb import rpc_pb2_grpc as pbg
 from pyetcd.pb.pyetcdpb.internal_pb2 import InternalRequest
 
-from .common import status_code, unary
+from .common import StreamDecodeError, status_code, unary
 
 log = logging.getLogger("pyetcd.api.lease")
 
 
-class LeaseServicer(pbg.LeaseServicer):
+class LeaseServicer:
     def __init__(self, server):
         self.s = server
 
@@ -69,6 +68,8 @@ class LeaseServicer(pbg.LeaseServicer):
         s = self.s
         try:
             async for req in request_iterator:
+                if isinstance(req, StreamDecodeError):
+                    await context.abort(grpc.StatusCode.INTERNAL, req.error)
                 resp = pb.LeaseKeepAliveResponse(ID=req.ID)
                 try:
                     resp.TTL = s.lessor.renew(req.ID)

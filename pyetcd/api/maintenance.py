@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
-from pyetcd.pb.etcdserverpb import rpc_pb2_grpc as pbg
 from pyetcd.version import ETCD_VERSION
 
 from .common import unary
 
 
-class MaintenanceServicer(pbg.MaintenanceServicer):
+class MaintenanceServicer:
     def __init__(self, server):
         self.s = server
 

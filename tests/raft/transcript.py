@@ -159,7 +159,7 @@ class Env:
             return False
         rd = node.ready()
         s = self.storage[id]
-        self.p(f"> {id} handling Ready")
+        self.p(f"{id} handling Ready:")
         if rd.soft_state is not None:
             self.p(f"  Lead:{rd.soft_state.lead} State:{rd.soft_state.raft_state.name}")
         if rd.hard_state is not None:
