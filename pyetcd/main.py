@@ -80,6 +80,7 @@ def listen_address(url: str) -> str:
 
 async def serve(cfg: Config) -> int:
     from pyetcd.api import register_services
+    from pyetcd.server.bootstrap import BootstrapError
     from pyetcd.server.server import EtcdServer
 
     server = EtcdServer(cfg)
@@ -92,22 +93,27 @@ async def serve(cfg: Config) -> int:
             grpc_server.add_secure_port(listen_address(url), server_credentials(cfg))
         else:
             grpc_server.add_insecure_port(listen_address(url))
-    await server.start()
+    try:
+        await server.start()
+    except BootstrapError as exc:
+        log.critical("cannot start member: %s", exc)
+        await server.stop()
+        return 1
     await grpc_server.start()
     log.info("ready to serve client requests; name=%s member-id=%x cluster-id=%x data-dir=%s "
              "listen-client-urls=%s version=%s (etcd API %s)", cfg.name, server.member_id,
              server.cluster_id, server.data_dir, ",".join(cfg.listen_client_urls), __version__,
              ETCD_VERSION)
-    stop = asyncio.Event()
+    stop = server.stop_event
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("received stop signal; shutting down")
+    log.info("shutting down%s", f" ({server.fatal})" if server.fatal else "")
     await grpc_server.stop(grace=1.0)
     await server.stop()
     log.info("stopped")
-    return 0
+    return 1 if server.fatal is not None and not isinstance(server.fatal, SystemExit) else 0
 
 
 def main(argv: list[str] | None = None) -> int:

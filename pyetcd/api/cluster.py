@@ -15,6 +15,6 @@ class ClusterServicer:
         s = self.s
         if request.linearizable:
             await s.linearizable_read()
-        resp = pb.MemberListResponse(members=[m.to_pb() for m in s.members.values()])
+        resp = pb.MemberListResponse(members=s.cluster.to_pb())
         s.header(resp.header)
         return resp

@@ -22,7 +22,7 @@ class MaintenanceServicer:
             raftIndex=s.committed_index,
             raftTerm=s.term,
             raftAppliedIndex=s.applied_index,
-            isLearner=False,
+            isLearner=s.is_learner(),
         )
         s.header(resp.header)
         return resp

@@ -1,22 +1,19 @@
-"""EtcdServer: propose-and-wait, the apply loop, member identity, timers.
+"""EtcdServer: propose-and-wait, the apply path, membership, timers.
 
-A write travels: gRPC handler -> :meth:`EtcdServer.propose` (validated,
-encoded as an ``InternalRequest`` with a member-unique id, a waiter
-registered) -> the commit pipeline -> :meth:`EtcdServer.apply_entries`
-(committed entries in index order, one backend batch for the whole run,
-``consistent_index`` stored with it, entries at or below it skipped) -> the
-waiter gets the response.
+A write travels: gRPC handler -> :meth:`EtcdServer.propose` (encoded as an
+``InternalRequest`` with a member-unique id, a waiter registered) -> the
+Raft node (raft_node.py: replicated, persisted, committed) ->
+:meth:`EtcdServer.apply_entries` (committed entries in index order, one
+backend batch for the whole run, ``consistent_index`` stored with it, entries
+at or below it skipped) -> the backend commit -> the waiter gets the response.
 
-The commit pipeline is pluggable (:class:`LocalLog` here: a single member
-without Raft that commits every proposal batch at once and acknowledges after
-the backend has fsynced it).  Proposals that arrive while a batch is being
-made durable are gathered into the next batch, so the cost of an fsync is
-shared by every request in it.
+Acknowledgement happens only after the backend commit of the batch; until the
+write-ahead log lands, that commit is fsynced, so every acknowledged write is
+on disk (one fsync per batch, shared by every request in it).
 """
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import struct
@@ -29,24 +26,21 @@ from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 from pyetcd.pb.pyetcdpb.internal_pb2 import InternalRequest
 from pyetcd.storage.backend import Backend
 
+from pyetcd.peer.transport import Transport, fetch_cluster
+from pyetcd.raft.config import Config as RaftConfig
+from pyetcd.raft.rawnode import RawNode
+from pyetcd.raft.storage import MemoryStorage
+from pyetcd.raft.types import NONE, ConfChange, ConfChangeType, Snapshot
+
 from .alarms import AlarmStore
 from .apply import Applier
 from .config import Config
+from .bootstrap import BootstrapError, bootstrap_new, find_self, restart
+from .membership import Cluster, Member, compute_member_id
+from .raft_node import RaftNode, conf_change_context, parse_conf_change_context
 
 log = logging.getLogger("pyetcd.server")
 _U64 = struct.Struct(">Q")
-
-
-def compute_member_id(peer_urls: list[str], token: str, now: int | None = None) -> int:
-    b = "".join(sorted(peer_urls)).encode() + token.encode()
-    if now is not None:
-        b += str(now).encode()
-    return _U64.unpack(hashlib.sha1(b).digest()[:8])[0]
-
-
-def compute_cluster_id(member_ids: list[int]) -> int:
-    b = b"".join(_U64.pack(i) for i in sorted(member_ids))
-    return _U64.unpack(hashlib.sha1(b).digest()[:8])[0]
 
 
 class IDGenerator:
@@ -62,20 +56,6 @@ class IDGenerator:
         return self.prefix | (self.suffix & ((1 << 48) - 1))
 
 
-class Member:
-    __slots__ = ("id", "name", "peer_urls", "client_urls", "is_learner")
-
-    def __init__(self, mid: int, name: str, peer_urls, client_urls=(), is_learner=False):
-        self.id = mid
-        self.name = name
-        self.peer_urls = list(peer_urls)
-        self.client_urls = list(client_urls)
-        self.is_learner = is_learner
-
-    def to_pb(self) -> pb.Member:
-        return pb.Member(ID=self.id, name=self.name, peerURLs=self.peer_urls,
-                         clientURLs=self.client_urls, isLearner=self.is_learner)
-
 
 class EtcdServer:
     def __init__(self, cfg: Config):
@@ -83,53 +63,124 @@ class EtcdServer:
         self.data_dir = cfg.data_dir_path
         self.max_request_bytes = cfg.max_request_bytes
         self.max_txn_ops = cfg.max_txn_ops
-        peer_urls = cfg.initial_advertise_peer_urls
-        self.member_id = compute_member_id(peer_urls, cfg.initial_cluster_token)
-        self.cluster_id = compute_cluster_id([self.member_id])
-        self.members = {self.member_id: Member(self.member_id, cfg.name, peer_urls,
-                                               cfg.advertise_client_urls)}
+        self.request_timeout = 5.0 + 2 * cfg.election_timeout / 1000.0
         db_path = os.path.join(self.data_dir, "member", "snap", "db")
         quota = cfg.quota_bytes
         self.backend = Backend(db_path, map_size=quota + max(quota // 4, 256 * 1024**2), durable=True)
-        election_ticks = max(1, cfg.election_timeout // cfg.heartbeat_interval)
+        election_ticks = max(2, cfg.election_timeout // cfg.heartbeat_interval)
+        self.election_ticks = election_ticks
         min_ttl = -(-(3 * election_ticks // 2) * cfg.heartbeat_interval // 1000)
         self.lessor = Lessor(self.backend, min_ttl=max(1, min_ttl))
         self.kv = KVStore(self.backend, self.lessor)
         self.alarms = AlarmStore(self.backend)
+        self.cluster = Cluster(self.backend)
         self.applier = Applier(self.kv, self.lessor, self.alarms)
         self.applied_index, self.term = self.kv.consistent_index()
-        self.term = max(self.term, 1)
-        self.committed_index = self.applied_index
-        self.leader_id = self.member_id
-        self.idgen = IDGenerator(self.member_id, int(time.time() * 1000))
+        self.storage = MemoryStorage()
+        self.member_id = 0
+        self.leader_id = NONE
+        self.raft: RaftNode | None = None
+        self.transport: Transport | None = None
         self._waiters: dict[int, asyncio.Future] = {}
-        self.log = LocalLog(self)
         self._tasks: list[asyncio.Task] = []
+        self._lease_ticks = 0
+        self._published = False
+        self._backend_inflight = 0
         self.stopped = False
+        self.stop_event: asyncio.Event | None = None
+        self.fatal: BaseException | None = None
 
     # ---- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
-        self.lessor.promote(extend=0.0)
-        self._tasks.append(asyncio.get_running_loop().create_task(self._lease_loop()))
+        cfg = self.cfg
+        self.stop_event = asyncio.Event()
+        if self.cluster.members:
+            self.member_id = self._find_self_in_backend()
+            restart(self.cluster, self.storage, self.applied_index, self.term)
+            log.info("restarting member %x in cluster %x at applied index %d",
+                     self.member_id, self.cluster.cluster_id, self.applied_index)
+        elif cfg.initial_cluster_state == "existing":
+            await self._join_existing()
+        else:
+            self.member_id = bootstrap_new(cfg, self.cluster, self.storage)
+            log.info("starting member %x in new cluster %x", self.member_id, self.cluster.cluster_id)
+        self.idgen = IDGenerator(self.member_id, int(time.time() * 1000))
+        self.backend.put("meta", b"local_member_id", _U64.pack(self.member_id))
+        ops, _ = await asyncio.wrap_future(self.backend.commit())
+        self.backend.release(ops)
+        hs, _ = self.storage.initial_state()
+        self.term = max(self.term, hs.term)
+        rcfg = RaftConfig(id=self.member_id, election_tick=self.election_ticks, heartbeat_tick=1,
+                          pre_vote=cfg.pre_vote, check_quorum=True,
+                          applied=self.applied_index or self.storage.first_index() - 1,
+                          max_size_per_msg=1024 * 1024, max_inflight_msgs=512)
+        node = RawNode(rcfg, self.storage)
+        self.transport = Transport(
+            self.member_id, self.cluster.cluster_id, on_messages=self._on_peer_messages,
+            on_unreachable=lambda mid: node.report_unreachable(mid),
+            on_snapshot_status=lambda mid, ok: node.report_snapshot(mid, ok),
+            is_removed=lambda mid: mid in self.cluster.removed,
+            member_list=lambda: [m.to_json() for m in self.cluster.members.values()])
+        await self.transport.listen(cfg.listen_peer_urls)
+        for m in self.cluster.members.values():
+            self.transport.add_peer(m.id, m.peer_urls)
+        self.raft = RaftNode(self, node, self.storage, self.transport,
+                             tick_seconds=cfg.heartbeat_interval / 1000.0)
+        self.raft.start()
+        if self.cluster.voters() == [self.member_id]:
+            node.campaign()  # a single member need not wait an election timeout
+            self.raft.receive([])
+        self._tasks.append(asyncio.get_running_loop().create_task(self._publish()))
+
+    def _find_self_in_backend(self) -> int:
+        mine = sorted(self.cfg.initial_advertise_peer_urls)
+        local = self.backend.get("meta", b"local_member_id")
+        if local:
+            return _U64.unpack(local)[0]
+        for m in self.cluster.members.values():
+            if sorted(m.peer_urls) == mine:
+                return m.id
+        raise BootstrapError("cannot find this member in the stored member list")
+
+    async def _join_existing(self) -> None:
+        from .bootstrap import initial_members
+        members = initial_members(self.cfg)
+        urls = [u for name, us in members.items() if name != self.cfg.name for u in us]
+        try:
+            cid, member_jsons = await fetch_cluster(urls)
+        except ConnectionError as exc:
+            raise BootstrapError(str(exc)) from None
+        self.member_id, found = find_self(self.cfg, member_jsons)
+        self.cluster.set_cluster_id(cid)
+        for m in found:
+            self.cluster.add(m)
+        log.info("joining existing cluster %x as member %x", cid, self.member_id)
 
     async def stop(self) -> None:
+        if self.stopped:
+            return
         self.stopped = True
         for t in self._tasks:
             t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):
-                pass
-        await self.log.drain()
+        if self.raft is not None:
+            await self.raft.stop()
+        if self.transport is not None:
+            await self.transport.stop()
+        while self._backend_inflight:
+            await asyncio.sleep(0.01)
         for fut in self._waiters.values():
             if not fut.done():
                 fut.set_exception(errors.STOPPED())
         self.backend.close()
 
+    def on_fatal(self, exc: BaseException) -> None:
+        self.fatal = exc
+        if self.stop_event is not None:
+            self.stop_event.set()
+
     # ---- proposals ----------------------------------------------------------------------
-    def propose_nowait(self, req: InternalRequest) -> asyncio.Future:
-        if self.stopped:
+    def _new_request(self, req: InternalRequest) -> tuple[int, bytes, asyncio.Future]:
+        if self.stopped or self.fatal is not None:
             raise errors.STOPPED()
         rid = self.idgen.next()
         req.header.ID = rid
@@ -138,22 +189,32 @@ class EtcdServer:
             raise errors.REQUEST_TOO_LARGE()
         fut = asyncio.get_running_loop().create_future()
         self._waiters[rid] = fut
-        self.log.propose(data)
-        return fut
+        return rid, data, fut
 
-    async def propose(self, req: InternalRequest):
-        result = await self.propose_nowait(req)
+    async def propose(self, req: InternalRequest, require_leader: bool = False):
+        if require_leader and self.leader_id == NONE:
+            raise errors.NO_LEADER()
+        rid, data, fut = self._new_request(req)
+        self.raft.propose(data)
+        result = await self._wait(rid, fut)
         if isinstance(result, errors.EtcdError):
             raise result
         return result
+
+    async def _wait(self, rid: int, fut: asyncio.Future):
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), self.request_timeout)
+        except asyncio.TimeoutError:
+            self._waiters.pop(rid, None)
+            raise errors.TIMEOUT() from None
 
     def next_lease_id(self) -> int:
         return self.idgen.next() & ((1 << 63) - 1)
 
     # ---- apply ----------------------------------------------------------------------------
-    def apply_entries(self, entries: list[tuple[int, int, bytes]]) -> list[tuple[int, object]]:
-        """Apply committed (index, term, data) entries in order; returns the
-        (request id, result) pairs for the waiters."""
+    def apply_entries(self, entries: list[tuple[int, int, bytes]]) -> None:
+        """Apply committed (index, term, data) entries in order, then hand the
+        batch to the backend; waiters are answered once it is committed."""
         results = []
         applier = self.applier
         parse = InternalRequest.FromString
@@ -173,7 +234,32 @@ class EtcdServer:
         if last_index > self.applied_index:
             self.kv.set_consistent_index(last_index, last_term)
             self.applied_index = last_index
-        return results
+        self._commit_backend(results)
+
+    def _commit_backend(self, results) -> None:
+        fut = asyncio.wrap_future(self.backend.commit())
+        self._backend_inflight += 1
+        fut.add_done_callback(lambda f: self._committed(f, results))
+
+    def _committed(self, fut: asyncio.Future, results) -> None:
+        self._backend_inflight -= 1
+        if fut.cancelled() or fut.exception() is not None:
+            exc = None if fut.cancelled() else fut.exception()
+            log.critical("backend commit failed; no further writes are acknowledged: %s", exc)
+            self.on_fatal(exc or RuntimeError("backend commit cancelled"))
+            err = errors.EtcdError("Unavailable", f"etcdserver: backend write failed: {exc}")
+            self._resolve([(rid, err) for rid, _ in results])
+            return
+        ops, _ = fut.result()
+        self.backend.release(ops)
+        self._resolve(results)
+
+    def _resolve(self, results) -> None:
+        waiters = self._waiters
+        for rid, result in results:
+            fut = waiters.pop(rid, None)
+            if fut is not None and not fut.done():
+                fut.set_result(result)
 
     def _apply_one(self, applier: Applier, req: InternalRequest):
         if req.HasField("put"):
@@ -192,102 +278,160 @@ class EtcdServer:
             return applier.alarm(req.alarm)
         if req.HasField("lease_checkpoint"):
             return applier.lease_checkpoint(req.lease_checkpoint)
+        if req.HasField("member_attr"):
+            a = req.member_attr
+            self.cluster.set_attributes(a.member_id, a.name, a.client_urls)
+            return None
         raise errors.EtcdError("Unknown", "etcdserver: unknown request in log entry")
 
-    def resolve(self, results: list[tuple[int, object]]) -> None:
-        waiters = self._waiters
-        for rid, result in results:
-            fut = waiters.pop(rid, None)
-            if fut is not None and not fut.done():
-                fut.set_result(result)
+    # ---- membership changes -------------------------------------------------------------
+    def check_conf_change(self, cc: ConfChange) -> tuple[bool, errors.EtcdError | None]:
+        cl = self.cluster
+        if cc.type in (ConfChangeType.ADD_NODE, ConfChangeType.ADD_LEARNER_NODE):
+            if cc.node_id in cl.removed:
+                return False, errors.MEMBER_NOT_FOUND()
+            m = cl.members.get(cc.node_id)
+            if m is not None and not (m.is_learner and cc.type == ConfChangeType.ADD_NODE):
+                return False, errors.MEMBER_EXIST()
+        elif cc.type in (ConfChangeType.REMOVE_NODE, ConfChangeType.UPDATE_NODE):
+            if cc.node_id not in cl.members:
+                return False, errors.MEMBER_NOT_FOUND()
+        return True, None
+
+    def apply_conf_change(self, index: int, term: int, cc: ConfChange, err) -> None:
+        member, rid = parse_conf_change_context(cc.context)
+        if err is None:
+            cl = self.cluster
+            if cc.type in (ConfChangeType.ADD_NODE, ConfChangeType.ADD_LEARNER_NODE):
+                if cc.node_id in cl.members:
+                    cl.promote(cc.node_id)
+                elif member is not None:
+                    m = Member(cc.node_id, member.get("name", ""), member.get("peerURLs", []),
+                               member.get("clientURLs", []), cc.type == ConfChangeType.ADD_LEARNER_NODE)
+                    cl.add(m)
+                    if self.transport is not None:
+                        self.transport.add_peer(m.id, m.peer_urls)
+            elif cc.type == ConfChangeType.REMOVE_NODE:
+                cl.remove(cc.node_id)
+                if self.transport is not None and cc.node_id != self.member_id:
+                    asyncio.get_running_loop().create_task(self.transport.remove_peer(cc.node_id))
+            elif cc.type == ConfChangeType.UPDATE_NODE and member is not None:
+                cl.update_peer_urls(cc.node_id, member.get("peerURLs", []))
+                if self.transport is not None:
+                    self.transport.update_peer(cc.node_id, member.get("peerURLs", []))
+        self.kv.set_consistent_index(index, term)
+        self.applied_index = max(self.applied_index, index)
+        self._commit_backend([(rid, err if err is not None else self.cluster.to_pb())] if rid else [])
+        if err is None and cc.type == ConfChangeType.REMOVE_NODE and cc.node_id == self.member_id:
+            log.warning("this member (%x) has been permanently removed from the cluster; stopping",
+                        self.member_id)
+            self.on_fatal(SystemExit("removed from the cluster"))
+
+    async def propose_conf_change(self, cc_type: ConfChangeType, node_id: int, member: Member | None):
+        rid = self.idgen.next()
+        ctx = conf_change_context(member.to_json() if member else b"{}", rid)
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters[rid] = fut
+        self.raft.propose_conf_change(ConfChange(cc_type, node_id, ctx))
+        result = await self._wait(rid, fut)
+        if isinstance(result, errors.EtcdError):
+            raise result
+        return result
+
+    # ---- snapshots ------------------------------------------------------------------------
+    async def restore_from_snapshot(self, snap: Snapshot) -> None:
+        """A snapshot from the leader.  Until the snapshot transfer carries the
+        backend (the cluster issue's snapshot path), only an empty bootstrap
+        snapshot is accepted: its state is the member list we already hold."""
+        if snap.data:
+            raise RuntimeError("snapshots carrying backend data are not supported yet")
+        self.applied_index = max(self.applied_index, snap.metadata.index)
 
     # ---- reads ------------------------------------------------------------------------
     async def linearizable_read(self) -> None:
-        """Wait until this member has applied everything committed before now.
-        With a single member every acknowledged write is already applied."""
-        await self.log.read_barrier()
+        """Wait until this member has applied everything committed before now
+        (ReadIndex: the leader confirms it still leads with a heartbeat round,
+        batched across concurrent reads)."""
+        fut = self.raft.read_index()
+        try:
+            await asyncio.wait_for(fut, self.request_timeout)
+        except asyncio.TimeoutError:
+            raise errors.TIMEOUT() from None
+
+    # ---- events from the Raft node --------------------------------------------------------
+    def _on_peer_messages(self, msgs) -> None:
+        if self.raft is not None:
+            self.raft.receive(msgs)
+
+    def on_leader_change(self, lead: int, is_leader: bool, was_leader: bool) -> None:
+        if lead != self.leader_id:
+            log.info("raft: member %x elected leader %x at term %d", self.member_id, lead,
+                     self.raft.node.raft.term if self.raft else 0)
+        self.leader_id = lead
+        if is_leader and not was_leader:
+            self.lessor.promote(extend=self.cfg.election_timeout / 1000.0)
+        elif was_leader and not is_leader:
+            self.lessor.demote()
+
+    def after_ready(self) -> None:
+        if self.raft is not None:
+            self.term = self.raft.node.raft.term
+
+    def on_tick(self, ticks: int) -> None:
+        self._lease_ticks += ticks
+        if self._lease_ticks * self.cfg.heartbeat_interval >= 500:
+            self._lease_ticks = 0
+            if self.raft.is_leader:
+                for lid in self.lessor.expired():
+                    req = InternalRequest()
+                    req.lease_revoke.ID = lid
+                    asyncio.get_running_loop().create_task(self._revoke(req, lid))
+
+    async def _revoke(self, req: InternalRequest, lid: int) -> None:
+        try:
+            await self.propose(req)
+        except errors.EtcdError as exc:
+            if exc.message != errors.LEASE_NOT_FOUND.message:
+                log.warning("failed to revoke expired lease %x: %s", lid, exc.message)
+
+    async def _publish(self) -> None:
+        """Publish this member's name and client URLs through the log."""
+        req = InternalRequest()
+        req.member_attr.member_id = self.member_id
+        req.member_attr.name = self.cfg.name
+        req.member_attr.client_urls.extend(self.cfg.advertise_client_urls)
+        while not self.stopped:
+            try:
+                await self.propose(req)
+                log.info("published local member to cluster through raft; name=%s client-urls=%s",
+                         self.cfg.name, ",".join(self.cfg.advertise_client_urls))
+                return
+            except errors.EtcdError as exc:
+                log.debug("publish failed (%s); retrying", exc.message)
+                await asyncio.sleep(0.5)
+            req.ClearField("header")
+
+    # ---- status ----------------------------------------------------------------------
+    @property
+    def cluster_id(self) -> int:
+        return self.cluster.cluster_id
+
+    @property
+    def committed_index(self) -> int:
+        return self.raft.node.raft.raft_log.committed if self.raft else self.applied_index
+
+    def is_learner(self) -> bool:
+        m = self.cluster.members.get(self.member_id)
+        return bool(m and m.is_learner)
 
     async def alarm(self, request: pb.AlarmRequest) -> pb.AlarmResponse:
         req = InternalRequest()
         req.alarm.CopyFrom(request)
         return await self.propose(req)
 
-    # ---- leases ------------------------------------------------------------------------
-    async def _lease_loop(self) -> None:
-        while True:
-            await asyncio.sleep(0.5)
-            for lid in self.lessor.expired():
-                req = InternalRequest()
-                req.lease_revoke.ID = lid
-                try:
-                    await self.propose(req)
-                except errors.EtcdError as exc:
-                    if exc.message != errors.LEASE_NOT_FOUND.message:
-                        log.warning("failed to revoke expired lease %x: %s", lid, exc.message)
-
-    # ---- status ----------------------------------------------------------------------
     def header(self, h: pb.ResponseHeader, revision: int = 0) -> None:
-        h.cluster_id = self.cluster_id
+        h.cluster_id = self.cluster.cluster_id
         h.member_id = self.member_id
         h.raft_term = self.term
         if not h.revision:
             h.revision = revision or self.kv.current_rev
-
-
-class LocalLog:
-    """The commit pipeline of a single member without Raft: each batch of
-    proposals is applied at once and acknowledged after one backend fsync."""
-
-    def __init__(self, server: EtcdServer):
-        self.server = server
-        self.pending: list[bytes] = []
-        self.scheduled = False
-        self.inflight: set[asyncio.Future] = set()
-
-    def propose(self, data: bytes) -> None:
-        self.pending.append(data)
-        if not self.scheduled and not self.inflight:
-            self.scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
-
-    def flush(self) -> None:
-        """Apply everything pending as one batch.  While a batch's fsync is in
-        flight new proposals only accumulate; the fsync's completion flushes
-        them, so the batch size adapts to the disk's speed."""
-        self.scheduled = False
-        batch, self.pending = self.pending, []
-        if not batch:
-            return
-        s = self.server
-        first = s.committed_index + 1
-        s.committed_index += len(batch)
-        entries = [(first + i, s.term, data) for i, data in enumerate(batch)]
-        results = s.apply_entries(entries)
-        fut = asyncio.wrap_future(s.backend.commit())
-        self.inflight.add(fut)
-        fut.add_done_callback(lambda f: self._committed(f, results))
-
-    def _committed(self, fut: asyncio.Future, results) -> None:
-        self.inflight.discard(fut)
-        if self.pending and not self.scheduled:
-            self.scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
-        s = self.server
-        if fut.cancelled() or fut.exception() is not None:
-            exc = fut.exception() if not fut.cancelled() else None
-            log.critical("backend commit failed; no further writes are acknowledged: %s", exc)
-            s.resolve([(rid, errors.EtcdError("Unavailable", f"etcdserver: backend write failed: {exc}"))
-                       for rid, _ in results])
-            return
-        ops, _ = fut.result()
-        s.backend.release(ops)
-        s.resolve(results)
-
-    async def read_barrier(self) -> None:
-        return None
-
-    async def drain(self) -> None:
-        if self.pending:
-            self.flush()
-        while self.inflight:
-            await asyncio.wait(list(self.inflight))

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from pyetcd.pb.etcdserverpb import rpc_pb2 as etcdserverpb_dot_rpc__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17pyetcdpb/internal.proto\x12\x08pyetcdpb\x1a\x16\x65tcdserverpb/rpc.proto\"D\n\rRequestHeader\x12\n\n\x02ID\x18\x01 \x01(\x04\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x15\n\rauth_revision\x18\x03 \x01(\x04\"\xf9\x03\n\x0fInternalRequest\x12\'\n\x06header\x18\x64 \x01(\x0b\x32\x17.pyetcdpb.RequestHeader\x12%\n\x03put\x18\x03 \x01(\x0b\x32\x18.etcdserverpb.PutRequest\x12\x36\n\x0c\x64\x65lete_range\x18\x04 \x01(\x0b\x32 .etcdserverpb.DeleteRangeRequest\x12%\n\x03txn\x18\x05 \x01(\x0b\x32\x18.etcdserverpb.TxnRequest\x12\x33\n\ncompaction\x18\x06 \x01(\x0b\x32\x1f.etcdserverpb.CompactionRequest\x12\x34\n\x0blease_grant\x18\x07 \x01(\x0b\x32\x1f.etcdserverpb.LeaseGrantRequest\x12\x36\n\x0clease_revoke\x18\x08 \x01(\x0b\x32 .etcdserverpb.LeaseRevokeRequest\x12)\n\x05\x61larm\x18\n \x01(\x0b\x32\x1a.etcdserverpb.AlarmRequest\x12>\n\x10lease_checkpoint\x18\x0b \x01(\x0b\x32$.etcdserverpb.LeaseCheckpointRequest\x12)\n\x05range\x18\x0c \x01(\x0b\x32\x1a.etcdserverpb.RangeRequestb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17pyetcdpb/internal.proto\x12\x08pyetcdpb\x1a\x16\x65tcdserverpb/rpc.proto\"D\n\rRequestHeader\x12\n\n\x02ID\x18\x01 \x01(\x04\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x15\n\rauth_revision\x18\x03 \x01(\x04\"L\n\x14MemberAttrSetRequest\x12\x11\n\tmember_id\x18\x01 \x01(\x04\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x63lient_urls\x18\x03 \x03(\t\"\xae\x04\n\x0fInternalRequest\x12\'\n\x06header\x18\x64 \x01(\x0b\x32\x17.pyetcdpb.RequestHeader\x12%\n\x03put\x18\x03 \x01(\x0b\x32\x18.etcdserverpb.PutRequest\x12\x36\n\x0c\x64\x65lete_range\x18\x04 \x01(\x0b\x32 .etcdserverpb.DeleteRangeRequest\x12%\n\x03txn\x18\x05 \x01(\x0b\x32\x18.etcdserverpb.TxnRequest\x12\x33\n\ncompaction\x18\x06 \x01(\x0b\x32\x1f.etcdserverpb.CompactionRequest\x12\x34\n\x0blease_grant\x18\x07 \x01(\x0b\x32\x1f.etcdserverpb.LeaseGrantRequest\x12\x36\n\x0clease_revoke\x18\x08 \x01(\x0b\x32 .etcdserverpb.LeaseRevokeRequest\x12)\n\x05\x61larm\x18\n \x01(\x0b\x32\x1a.etcdserverpb.AlarmRequest\x12>\n\x10lease_checkpoint\x18\x0b \x01(\x0b\x32$.etcdserverpb.LeaseCheckpointRequest\x12)\n\x05range\x18\x0c \x01(\x0b\x32\x1a.etcdserverpb.RangeRequest\x12\x33\n\x0bmember_attr\x18\x14 \x01(\x0b\x32\x1e.pyetcdpb.MemberAttrSetRequestb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,6 +34,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REQUESTHEADER']._serialized_start=61
   _globals['_REQUESTHEADER']._serialized_end=129
-  _globals['_INTERNALREQUEST']._serialized_start=132
-  _globals['_INTERNALREQUEST']._serialized_end=637
+  _globals['_MEMBERATTRSETREQUEST']._serialized_start=131
+  _globals['_MEMBERATTRSETREQUEST']._serialized_end=207
+  _globals['_INTERNALREQUEST']._serialized_start=210
+  _globals['_INTERNALREQUEST']._serialized_end=768
 # @@protoc_insertion_point(module_scope)

@@ -1,0 +1,321 @@
+"""Peer transport: long-lived streams between members carrying Raft messages.
+
+Each member dials every other member once (one outgoing stream per peer,
+used only for sending) and accepts their streams (used only for receiving).
+A stream is TCP (or TLS for ``https://`` peer URLs: the SSL contexts are
+passed in, so connection setup lives in one place) carrying length-prefixed
+protobuf frames:
+
+    dialer -> PeerHello            (cluster id, from, to)
+    dialer <- PeerHelloResponse    (ok, or why the member refuses)
+    dialer -> PeerFrame*           (many Raft messages per frame)
+
+Every message queued for a peer while its writer was busy goes out in the
+next frame, so a Ready's appends, heartbeats and votes share one write.  A
+broken stream is redialled with exponential backoff; messages queued while a
+peer is unreachable are dropped (Raft retransmits) and ``on_unreachable``
+tells the Raft node so it can probe again later.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import struct
+from typing import Callable
+from urllib.parse import urlsplit
+
+from pyetcd.pb.pyetcdpb import peer_pb2
+from pyetcd.raft.codec import message_from_pb, message_to_pb
+from pyetcd.raft.types import Message, MessageType
+
+log = logging.getLogger("pyetcd.peer")
+
+_LEN = struct.Struct(">I")
+MAX_FRAME = 512 * 1024 * 1024
+DIAL_TIMEOUT = 1.0
+BACKOFF_MIN, BACKOFF_MAX = 0.05, 1.0
+
+
+async def read_frame(reader: asyncio.StreamReader) -> bytes:
+    n = _LEN.unpack(await reader.readexactly(4))[0]
+    if n > MAX_FRAME:
+        raise ConnectionError(f"peer frame of {n} bytes exceeds the limit")
+    return await reader.readexactly(n)
+
+
+def write_frame(writer: asyncio.StreamWriter, data: bytes) -> None:
+    writer.write(_LEN.pack(len(data)) + data)
+
+
+def encode_frame(messages: list[Message]) -> bytes:
+    frame = peer_pb2.PeerFrame()
+    frame.messages.extend(message_to_pb(m) for m in messages)
+    return frame.SerializeToString()
+
+
+def decode_frame(data: bytes) -> list[Message]:
+    frame = peer_pb2.PeerFrame.FromString(data)
+    return [message_from_pb(p) for p in frame.messages]
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    u = urlsplit(url)
+    if not u.hostname or not u.port:
+        raise ValueError(f"peer URL needs host and port: {url}")
+    return u.hostname, u.port
+
+
+class Peer:
+    """The sending side towards one member."""
+
+    def __init__(self, transport: "Transport", member_id: int, urls: list[str]):
+        self.t = transport
+        self.id = member_id
+        self.urls = list(urls)
+        self.queue: list[Message] = []
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task | None = None
+        self.active = False  # a stream is established
+        self._url_index = 0
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run(), name=f"peer-{self.id:x}")
+
+    def send(self, msgs: list[Message]) -> None:
+        if not self.active:
+            self._drop(msgs)
+            return
+        self.queue.extend(msgs)
+        self.wake.set()
+
+    def _drop(self, msgs: list[Message]) -> None:
+        for m in msgs:
+            if m.type == MessageType.SNAP:
+                self.t.on_snapshot_status(self.id, False)
+        self.t.on_unreachable(self.id)
+
+    async def _dial(self):
+        url = self.urls[self._url_index % len(self.urls)]
+        self._url_index += 1
+        host, port = _host_port(url)
+        ssl_ctx = self.t.client_ssl if url.startswith("https") else None
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=ssl_ctx,
+                                    server_hostname=host if ssl_ctx else None), DIAL_TIMEOUT)
+        hello = peer_pb2.PeerHello(cluster_id=self.t.cluster_id, to=self.id, version="pyetcd")
+        setattr(hello, "from", self.t.local_id)
+        write_frame(writer, hello.SerializeToString())
+        await writer.drain()
+        resp = peer_pb2.PeerHelloResponse.FromString(await asyncio.wait_for(read_frame(reader), 5))
+        if not resp.ok:
+            writer.close()
+            raise PermissionError(resp.error)
+        return reader, writer
+
+    async def _run(self) -> None:
+        backoff = BACKOFF_MIN
+        logged = False
+        while True:
+            try:
+                reader, writer = await self._dial()
+            except asyncio.CancelledError:
+                raise
+            except PermissionError as exc:
+                log.error("peer %x refused our stream: %s", self.id, exc)
+                await asyncio.sleep(BACKOFF_MAX)
+                continue
+            except (OSError, asyncio.TimeoutError, ConnectionError, ValueError, ssl.SSLError) as exc:
+                if not logged:
+                    log.warning("cannot reach peer %x at %s: %s", self.id, self.urls, exc)
+                    logged = True
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+                continue
+            log.info("established stream to peer %x", self.id)
+            backoff, logged = BACKOFF_MIN, False
+            self.active = True
+            self.t.on_active(self.id)
+            try:
+                await self._pump(writer)
+            except asyncio.CancelledError:
+                writer.close()
+                raise
+            except (OSError, ConnectionError) as exc:
+                log.warning("lost stream to peer %x: %s", self.id, exc)
+            finally:
+                self.active = False
+                dropped, self.queue = self.queue, []
+                if dropped:
+                    self._drop(dropped)
+                writer.close()
+
+    async def _pump(self, writer: asyncio.StreamWriter) -> None:
+        while True:
+            if not self.queue:
+                self.wake.clear()
+                await self.wake.wait()
+            msgs, self.queue = self.queue, []
+            write_frame(writer, encode_frame(msgs))
+            await writer.drain()
+            for m in msgs:
+                if m.type == MessageType.SNAP:
+                    self.t.on_snapshot_status(self.id, True)
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            try:
+                await self.task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+
+class Transport:
+    def __init__(self, local_id: int, cluster_id: int,
+                 on_messages: Callable[[list[Message]], None],
+                 on_unreachable: Callable[[int], None] = lambda _id: None,
+                 on_snapshot_status: Callable[[int, bool], None] = lambda _id, _ok: None,
+                 is_member: Callable[[int], bool] = lambda _id: True,
+                 is_removed: Callable[[int], bool] = lambda _id: False,
+                 member_list: Callable[[], list[bytes]] = lambda: [],
+                 server_ssl: ssl.SSLContext | None = None,
+                 client_ssl: ssl.SSLContext | None = None):
+        self.local_id = local_id
+        self.cluster_id = cluster_id
+        self.on_messages = on_messages
+        self.on_unreachable = on_unreachable
+        self.on_snapshot_status = on_snapshot_status
+        self.is_member = is_member
+        self.is_removed = is_removed
+        self.member_list = member_list
+        self.server_ssl = server_ssl
+        self.client_ssl = client_ssl
+        self.peers: dict[int, Peer] = {}
+        self.servers: list[asyncio.AbstractServer] = []
+        self.active_since: dict[int, float] = {}
+        self._conns: set[asyncio.Task] = set()
+
+    def on_active(self, member_id: int) -> None:
+        self.active_since[member_id] = asyncio.get_running_loop().time()
+
+    async def listen(self, urls: list[str]) -> None:
+        for url in urls:
+            host, port = _host_port(url)
+            ssl_ctx = self.server_ssl if url.startswith("https") else None
+            srv = await asyncio.start_server(self._accept, host, port, ssl=ssl_ctx,
+                                             reuse_address=True)
+            self.servers.append(srv)
+
+    def add_peer(self, member_id: int, urls: list[str]) -> None:
+        if member_id == self.local_id or member_id in self.peers:
+            return
+        p = Peer(self, member_id, urls)
+        self.peers[member_id] = p
+        p.start()
+
+    def update_peer(self, member_id: int, urls: list[str]) -> None:
+        p = self.peers.get(member_id)
+        if p is not None:
+            p.urls = list(urls)
+
+    async def remove_peer(self, member_id: int) -> None:
+        p = self.peers.pop(member_id, None)
+        if p is not None:
+            await p.stop()
+
+    def send(self, msgs) -> None:
+        by_peer: dict[int, list[Message]] = {}
+        for m in msgs:
+            by_peer.setdefault(m.to, []).append(m)
+        for to, batch in by_peer.items():
+            p = self.peers.get(to)
+            if p is None:
+                continue
+            p.send(batch)
+
+    def is_active(self, member_id: int) -> bool:
+        p = self.peers.get(member_id)
+        return p is not None and p.active
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._conns.add(task)
+        peer = writer.get_extra_info("peername")
+        try:
+            hello = peer_pb2.PeerHello.FromString(await asyncio.wait_for(read_frame(reader), 5))
+            sender = getattr(hello, "from")
+            error = ""
+            if hello.cluster_id == 0 and hello.to == 0:  # a joining member's query
+                resp = peer_pb2.PeerHelloResponse(ok=False, cluster_id=self.cluster_id,
+                                                  members=self.member_list())
+                write_frame(writer, resp.SerializeToString())
+                await writer.drain()
+                return
+            if hello.cluster_id != self.cluster_id:
+                error = (f"cluster ID mismatch: member {self.local_id:x} is in cluster "
+                         f"{self.cluster_id:x}, the remote member {sender:x} claims cluster "
+                         f"{hello.cluster_id:x}")
+            elif hello.to != self.local_id:
+                error = f"member {self.local_id:x} is not the addressed member {hello.to:x}"
+            elif self.is_removed(sender):
+                error = f"member {sender:x} has been removed from the cluster"
+            if error:
+                log.error("refusing peer stream from %s: %s", peer, error)
+            write_frame(writer, peer_pb2.PeerHelloResponse(ok=not error, error=error).SerializeToString())
+            await writer.drain()
+            if error:
+                return
+            while True:
+                data = await read_frame(reader)
+                self.on_messages(decode_frame(data))
+        except (asyncio.IncompleteReadError, ConnectionError, OSError, asyncio.TimeoutError,
+                ssl.SSLError):
+            pass
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # noqa: BLE001 - a bad peer must never take the member down
+            log.exception("peer stream from %s failed", peer)
+        finally:
+            self._conns.discard(task)
+            writer.close()
+
+    async def stop(self) -> None:
+        for srv in self.servers:
+            srv.close()
+        for p in list(self.peers.values()):
+            await p.stop()
+        for t in list(self._conns):
+            t.cancel()
+        for srv in self.servers:
+            try:
+                await asyncio.wait_for(srv.wait_closed(), 1)
+            except (asyncio.TimeoutError, Exception):
+                pass
+
+
+async def fetch_cluster(urls: list[str], local_id: int = 0, client_ssl=None,
+                        timeout: float = 2.0) -> tuple[int, list[bytes]]:
+    """Ask an existing member (any of ``urls``) for the cluster id and member
+    list: what a member started with ``--initial-cluster-state existing``
+    needs before it can talk to the cluster."""
+    last: Exception | None = None
+    for url in urls:
+        try:
+            host, port = _host_port(url)
+            ssl_ctx = client_ssl if url.startswith("https") else None
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port, ssl=ssl_ctx,
+                                        server_hostname=host if ssl_ctx else None), timeout)
+            hello = peer_pb2.PeerHello(cluster_id=0, to=0, version="pyetcd")
+            setattr(hello, "from", local_id)
+            write_frame(writer, hello.SerializeToString())
+            await writer.drain()
+            resp = peer_pb2.PeerHelloResponse.FromString(await asyncio.wait_for(read_frame(reader), timeout))
+            writer.close()
+            if resp.cluster_id:
+                return resp.cluster_id, list(resp.members)
+            last = ConnectionError(resp.error or "no cluster id in the answer")
+        except (OSError, asyncio.TimeoutError, ConnectionError, ValueError, ssl.SSLError) as exc:
+            last = exc
+    raise ConnectionError(f"could not retrieve the cluster from {urls}: {last}")

@@ -1,0 +1,307 @@
+"""The one Ready loop: drives the sans-I/O Raft node with time, the network,
+the disk and the apply path.
+
+Everything that reaches the node (ticks, peer messages, proposals, read
+requests) is queued and fed to it at the top of one loop iteration, then
+every Ready is handled in order:
+
+1. a leader sends its messages first (appends go out while it writes its own
+   disk: safe, since commitment needs a quorum of *persisted* logs);
+2. the snapshot, hard state and entries are persisted (one WAL write and one
+   fdatasync for the whole Ready, in a worker thread);
+3. a follower sends its messages (acknowledgements only after persisting);
+4. committed entries are applied in one batch; conf changes are applied to
+   the node and the member list in log order;
+5. read states release the linearizable reads waiting on them;
+6. ``advance``.
+
+While one Ready is being persisted, new proposals and messages accumulate and
+enter the node together in the next iteration: batching follows load.
+"""
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import json
+import logging
+import struct
+from concurrent.futures import ThreadPoolExecutor
+
+from pyetcd import errors
+from pyetcd.raft.rawnode import RawNode
+from pyetcd.raft.storage import MemoryStorage
+from pyetcd.raft.types import (NONE, ConfChange, ConfChangeType, EntryType, Message,
+                               ProposalDropped, StateType, decode_conf_change)
+
+log = logging.getLogger("pyetcd.raft_node")
+_U64 = struct.Struct(">Q")
+
+
+class RaftNode:
+    def __init__(self, server, node: RawNode, storage: MemoryStorage, transport, wal=None,
+                 tick_seconds: float = 0.1):
+        self.server = server
+        self.node = node
+        self.storage = storage
+        self.transport = transport
+        self.wal = wal
+        self.tick_seconds = tick_seconds
+        self.pending: list[bytes] = []
+        self.pending_cc: list[ConfChange] = []
+        self.inbox: list[Message] = []
+        self.ticks = 0
+        self.read_batch: list[asyncio.Future] = []
+        self.reads_in_flight: dict[bytes, tuple[list[asyncio.Future], int]] = {}
+        self.applied_waiters: list[tuple[int, int, asyncio.Future]] = []
+        self._seq = itertools.count()
+        self._read_ctx = itertools.count(1)
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal")
+        self.lead = NONE
+        self.is_leader = False
+        self.stopped = False
+        self.failed: BaseException | None = None
+
+    # ---- inputs (any coroutine on the loop) ---------------------------------------------
+    def propose(self, data: bytes) -> None:
+        self.pending.append(data)
+        self._wake.set()
+
+    def propose_conf_change(self, cc: ConfChange) -> None:
+        self.pending_cc.append(cc)
+        self._wake.set()
+
+    def receive(self, msgs: list[Message]) -> None:
+        self.inbox.extend(msgs)
+        self._wake.set()
+
+    def read_index(self) -> asyncio.Future:
+        """A future resolved once this member has applied everything committed
+        before the call (a linearizable read may then run locally)."""
+        fut = asyncio.get_running_loop().create_future()
+        self.read_batch.append(fut)
+        self._wake.set()
+        return fut
+
+    def wait_applied(self, index: int) -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
+        if self.server.applied_index >= index:
+            fut.set_result(None)
+        else:
+            heapq.heappush(self.applied_waiters, (index, next(self._seq), fut))
+        return fut
+
+    def transfer_leader(self, to: int) -> None:
+        self.node.transfer_leader(to)
+        self._wake.set()
+
+    # ---- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._ticker(), name="raft-ticker"),
+                       loop.create_task(self._run(), name="raft-loop")]
+
+    async def stop(self) -> None:
+        self.stopped = True
+        self._wake.set()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._disk.shutdown(wait=True)
+        if self.wal is not None:
+            self.wal.close()
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_seconds)
+            self.ticks += 1
+            self._wake.set()
+
+    async def _run(self) -> None:
+        try:
+            while not self.stopped:
+                await self._wake.wait()
+                self._wake.clear()
+                self._feed()
+                while self.node.has_ready() and not self.stopped:
+                    await self._handle(self.node.ready())
+                    if self.inbox or self.pending or self.ticks or self.read_batch:
+                        self._wake.set()
+                        break
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - the member must stop acknowledging
+            self.failed = exc
+            log.critical("raft loop failed; this member stops serving writes: %r", exc,
+                         exc_info=True)
+            self.server.on_fatal(exc)
+
+    # ---- feeding the node ---------------------------------------------------------------
+    def _feed(self) -> None:
+        node = self.node
+        ticks, self.ticks = self.ticks, 0
+        for _ in range(ticks):
+            node.tick()
+        if ticks:
+            self.server.on_tick(ticks)
+        inbox, self.inbox = self.inbox, []
+        for m in inbox:
+            try:
+                node.step(m)
+            except Exception as exc:  # noqa: BLE001 - a malformed peer message is dropped
+                log.warning("dropping peer message %s from %x: %s", m.type.name, m.frm, exc)
+        if self.pending and node.lead != NONE:
+            batch, self.pending = self.pending, []
+            try:
+                node.propose_batch(batch)
+            except ProposalDropped:
+                self.pending[:0] = batch  # no leader after all: keep them for later
+        if self.pending_cc and node.lead != NONE:
+            ccs, self.pending_cc = self.pending_cc, []
+            for cc in ccs:
+                try:
+                    node.propose_conf_change(cc)
+                except ProposalDropped:
+                    self.pending_cc.append(cc)
+        if self.read_batch and node.lead != NONE:
+            batch, self.read_batch = self.read_batch, []
+            ctx = _U64.pack(next(self._read_ctx))
+            self.reads_in_flight[ctx] = (batch, 0)
+            try:
+                node.read_index(ctx)
+            except ProposalDropped:
+                del self.reads_in_flight[ctx]
+                self.read_batch[:0] = batch
+        if ticks and self.reads_in_flight:
+            self._retry_reads(ticks)
+
+    def _retry_reads(self, ticks: int) -> None:
+        """A ReadIndex lost with a leader change is asked again (etcd retries
+        every 500 ms)."""
+        for ctx, (batch, age) in list(self.reads_in_flight.items()):
+            age += ticks
+            if age * self.tick_seconds >= 0.5:
+                del self.reads_in_flight[ctx]
+                self.read_batch.extend(f for f in batch if not f.done())
+            else:
+                self.reads_in_flight[ctx] = (batch, age)
+        if self.read_batch:
+            self._wake.set()
+
+    # ---- one Ready --------------------------------------------------------------------
+    async def _handle(self, rd) -> None:
+        node = self.node
+        if rd.soft_state is not None:
+            self._on_soft_state(rd.soft_state)
+        leader_now = node.is_leader
+        if leader_now and rd.messages:
+            self.transport.send(rd.messages)
+        if rd.snapshot is not None:
+            await self.server.restore_from_snapshot(rd.snapshot)
+            self.storage.apply_snapshot(rd.snapshot)
+        if self.wal is not None and (rd.entries or rd.hard_state is not None):
+            await asyncio.get_running_loop().run_in_executor(
+                self._disk, self.wal.save, rd.hard_state, list(rd.entries), rd.must_sync)
+        if rd.entries:
+            self.storage.append(rd.entries)
+        if rd.hard_state is not None:
+            self.storage.set_hard_state(rd.hard_state)
+        if not leader_now and rd.messages:
+            self.transport.send(rd.messages)
+        if rd.committed_entries:
+            self._apply(rd.committed_entries)
+        for rs in rd.read_states:
+            entry = self.reads_in_flight.pop(rs.request_ctx, None)
+            if entry is None:
+                continue
+            for fut in entry[0]:
+                if not fut.done():
+                    self._chain(self.wait_applied(rs.index), fut)
+        node.advance(rd)
+        self.server.after_ready()
+
+    @staticmethod
+    def _chain(src: asyncio.Future, dst: asyncio.Future) -> None:
+        def done(_):
+            if not dst.done():
+                dst.set_result(None)
+        src.add_done_callback(done)
+
+    def _on_soft_state(self, ss) -> None:
+        was_leader = self.is_leader
+        self.lead = ss.lead
+        self.is_leader = ss.raft_state == StateType.LEADER
+        self.server.on_leader_change(ss.lead, self.is_leader, was_leader)
+        if ss.lead != NONE:
+            self._wake.set()  # proposals waiting for a leader can go now
+
+    def _apply(self, entries) -> None:
+        server = self.server
+        batch = []
+        for e in entries:
+            if e.type == EntryType.CONF_CHANGE:
+                if batch:
+                    server.apply_entries(batch)
+                    batch = []
+                self._apply_conf_change(e)
+            else:
+                batch.append((e.index, e.term, e.data))
+        if batch:
+            server.apply_entries(batch)
+        self._release_applied()
+
+    def _apply_conf_change(self, e) -> None:
+        server = self.server
+        if e.index <= server.applied_index:
+            return
+        cc = decode_conf_change(e.data) if e.data else None
+        if cc is None:
+            server.apply_entries([(e.index, e.term, b"")])
+            return
+        ok, err = server.check_conf_change(cc)
+        if ok:
+            self.node.apply_conf_change(cc)
+        else:
+            # keep Raft's config in step with the member list: a rejected change is a no-op
+            self.node.apply_conf_change(ConfChange(ConfChangeType.UPDATE_NODE, cc.node_id, b""))
+        server.apply_conf_change(e.index, e.term, cc, err)
+
+    def _release_applied(self) -> None:
+        applied = self.server.applied_index
+        w = self.applied_waiters
+        while w and w[0][0] <= applied:
+            _, _, fut = heapq.heappop(w)
+            if not fut.done():
+                fut.set_result(None)
+
+    def fail_reads(self, exc: errors.EtcdError) -> None:
+        for batch, _ in self.reads_in_flight.values():
+            for f in batch:
+                if not f.done():
+                    f.set_exception(exc())
+        self.reads_in_flight.clear()
+        for f in self.read_batch:
+            if not f.done():
+                f.set_exception(exc())
+        self.read_batch = []
+
+
+def conf_change_context(member_json: bytes, req_id: int) -> bytes:
+    return json.dumps({"member": json.loads(member_json), "reqid": req_id},
+                      separators=(",", ":")).encode()
+
+
+def parse_conf_change_context(ctx: bytes) -> tuple[dict | None, int]:
+    if not ctx:
+        return None, 0
+    try:
+        d = json.loads(ctx)
+    except ValueError:
+        return None, 0
+    return d.get("member"), int(d.get("reqid", 0))
