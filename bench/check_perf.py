@@ -40,7 +40,7 @@ def run(kind: str, load: str, ctl: str) -> dict:
             s.stop()
     out = r.stdout + r.stderr
     tput = re.search(r"Throughput is (\d+) writes/s", out)
-    slow = re.search(r"Slowest request took ([\d.]+)s", out)
+    slow = re.search(r"Slowest request took[a-z ]*:? ([\d.]+)s", out)
     std = re.search(r"Stddev is ([\d.]+)s", out)
     return {
         "server": kind, "load": load, "pass": out.rstrip().endswith("PASS"),
