@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.procs import Server, etcdctl, etcdctl_path  # noqa: E402
+from tests.procs import LocalCluster, Server, etcdctl, etcdctl_path  # noqa: E402
 
 
 def cpu_seconds(pid: int) -> float:
@@ -28,14 +28,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / tick
 
 
-def run(kind: str, load: str, ctl: str) -> dict:
+def run(kind: str, load: str, ctl: str, members: int = 1) -> dict:
     with tempfile.TemporaryDirectory() as d:
-        s = Server(kind, Path(d)).start()
+        if members == 1:
+            s = Server(kind, Path(d)).start()
+            procs, endpoints = [s], s.endpoint
+        else:
+            s = LocalCluster(kind, Path(d), n=members).start()
+            procs, endpoints = s.members, s.endpoints
         try:
             t0 = time.monotonic()
-            r = etcdctl(ctl, s.endpoint, "check", "perf", f"--load={load}", timeout=200)
+            r = etcdctl(ctl, endpoints, "check", "perf", f"--load={load}", timeout=200)
             wall = time.monotonic() - t0
-            cpu = cpu_seconds(s.proc.pid)
+            cpu = sum(cpu_seconds(p.proc.pid) for p in procs)
         finally:
             s.stop()
     out = r.stdout + r.stderr
@@ -43,7 +48,7 @@ def run(kind: str, load: str, ctl: str) -> dict:
     slow = re.search(r"Slowest request took[a-z ]*:? ([\d.]+)s", out)
     std = re.search(r"Stddev is ([\d.]+)s", out)
     return {
-        "server": kind, "load": load, "pass": out.rstrip().endswith("PASS"),
+        "server": kind, "members": members, "load": load, "pass": out.rstrip().endswith("PASS"),
         "writes_per_s": int(tput.group(1)) if tput else None,
         "slowest_s": float(slow.group(1)) if slow else None,
         "stddev_s": float(std.group(1)) if std else None,
@@ -57,12 +62,13 @@ def main() -> None:
     ap.add_argument("--load", nargs="+", default=["s"], choices=["s", "m", "l", "xl"])
     ap.add_argument("--only", choices=["pyetcd", "etcd"])
     ap.add_argument("--ctl", default="3.5", choices=["3.4", "3.5"])
+    ap.add_argument("--members", type=int, default=1)
     a = ap.parse_args()
     ctl = etcdctl_path(a.ctl)
     kinds = [a.only] if a.only else ["pyetcd", "etcd"]
     for load in a.load:
         for kind in kinds:
-            print(run(kind, load, ctl), flush=True)
+            print(run(kind, load, ctl, a.members), flush=True)
 
 
 if __name__ == "__main__":

@@ -131,6 +131,16 @@ def main(argv: list[str] | None = None) -> int:
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
+    profile_path = os.environ.get("PYETCD_PROFILE")
+    if profile_path:  # developer aid: cProfile the whole member, stats dumped at exit
+        import cProfile
+        prof = cProfile.Profile()
+        prof.enable()
+        try:
+            return runner(serve(cfg))
+        finally:
+            prof.disable()
+            prof.dump_stats(f"{profile_path}.{cfg.name}")
     try:
         return runner(serve(cfg))
     except ConfigError as exc:

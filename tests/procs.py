@@ -82,6 +82,7 @@ class Server:
         self.env = env
         self.proc: subprocess.Popen | None = None
         self.log_path = self.workdir / f"{name}.{kind}.log"
+        self.cluster_args: list[str] | None = None
 
     def argv(self) -> list[str]:
         if self.kind == "pyetcd":
@@ -89,15 +90,17 @@ class Server:
         else:
             path = etcd_path(self.kind.replace("etcd", "")) if self.kind != "etcd" else etcd_path("3.5")
             exe = [path]
+        cluster = self.cluster_args if self.cluster_args is not None else [
+            # the default advertised peer URL, so member and cluster ids match etcd's defaults
+            "--initial-advertise-peer-urls", "http://localhost:2380",
+            "--initial-cluster", f"{self.name}=http://localhost:2380",
+        ]
         return exe + [
             "--name", self.name, "--data-dir", str(self.data_dir),
             "--listen-client-urls", f"http://{self.endpoint}",
             "--advertise-client-urls", f"http://{self.endpoint}",
             "--listen-peer-urls", f"http://127.0.0.1:{self.peer_port}",
-            # the default advertised peer URL, so member and cluster ids match etcd's defaults
-            "--initial-advertise-peer-urls", "http://localhost:2380",
-            "--initial-cluster", f"{self.name}=http://localhost:2380",
-        ] + self.extra
+        ] + cluster + self.extra
 
     def start(self, wait: bool = True) -> "Server":
         env = dict(os.environ)
@@ -150,3 +153,40 @@ def etcdctl(path: str, endpoint: str, *args, input: str | None = None, timeout: 
     return subprocess.run([path, f"--endpoints={endpoint}", *args], capture_output=True,
                           text=True, errors="surrogateescape", input=input, timeout=timeout,
                           env=env)
+
+
+class LocalCluster:
+    """N members (pyetcd or real etcd) on loopback with ephemeral ports."""
+
+    def __init__(self, kind: str, workdir: Path, n: int = 3, token: str = "etcd-cluster",
+                 extra=()):
+        self.kind = kind
+        self.workdir = Path(workdir)
+        self.token = token
+        self.members: list[Server] = []
+        ports = [(free_port(), free_port()) for _ in range(n)]
+        initial = ",".join(f"m{i}=http://127.0.0.1:{pp}" for i, (_, pp) in enumerate(ports))
+        for i, (cp, pp) in enumerate(ports):
+            s = Server(kind, self.workdir / f"m{i}", name=f"m{i}", client_port=cp, peer_port=pp,
+                       extra=list(extra))
+            s.cluster_args = [
+                "--initial-advertise-peer-urls", f"http://127.0.0.1:{pp}",
+                "--initial-cluster", initial, "--initial-cluster-token", token,
+                "--initial-cluster-state", "new",
+            ]
+            self.members.append(s)
+
+    @property
+    def endpoints(self) -> str:
+        return ",".join(m.endpoint for m in self.members)
+
+    def start(self) -> "LocalCluster":
+        for m in self.members:
+            m.start(wait=False)
+        for m in self.members:
+            wait_ready(m.endpoint, m.proc, timeout=30)
+        return self
+
+    def stop(self) -> None:
+        for m in self.members:
+            m.stop()

@@ -15,12 +15,16 @@ LOAD = 512
 
 
 class SortedKeys:
-    __slots__ = ("_chunks", "_maxes", "_len")
+    """Inserts are buffered unsorted and merged on the next read, so a burst
+    of new keys (a write-heavy load) costs one sort instead of many inserts."""
+
+    __slots__ = ("_chunks", "_maxes", "_len", "_new")
 
     def __init__(self, keys=()):
         self._chunks: list[list[bytes]] = []
         self._maxes: list[bytes] = []
         self._len = 0
+        self._new: list[bytes] = []
         srt = sorted(set(keys))
         for i in range(0, len(srt), LOAD):
             chunk = srt[i:i + LOAD]
@@ -29,10 +33,25 @@ class SortedKeys:
         self._len = len(srt)
 
     def __len__(self) -> int:
-        return self._len
+        return self._len + len(self._new)
 
     def add(self, key: bytes) -> None:
         """Insert ``key``; the caller guarantees it is not present."""
+        self._new.append(key)
+
+    def _merge(self) -> None:
+        new, self._new = self._new, []
+        new.sort()
+        if len(new) > 4 * LOAD and len(new) > self._len:
+            merged = sorted(list(self) + new) if self._len else new
+            self._chunks = [merged[i:i + LOAD] for i in range(0, len(merged), LOAD)]
+            self._maxes = [c[-1] for c in self._chunks]
+            self._len = len(merged)
+            return
+        for k in new:
+            self._insert(k)
+
+    def _insert(self, key: bytes) -> None:
         maxes = self._maxes
         if not maxes:
             self._chunks.append([key])
@@ -57,6 +76,8 @@ class SortedKeys:
             maxes.insert(i + 1, half[-1])
 
     def remove(self, key: bytes) -> None:
+        if self._new:
+            self._merge()
         maxes = self._maxes
         i = bisect_left(maxes, key)
         chunk = self._chunks[i]
@@ -72,6 +93,8 @@ class SortedKeys:
 
     def irange(self, start: bytes, end: bytes | None) -> Iterator[bytes]:
         """Keys k with start <= k < end (end None: no upper bound)."""
+        if self._new:
+            self._merge()
         maxes = self._maxes
         i = bisect_left(maxes, start)
         chunks = self._chunks
@@ -93,10 +116,14 @@ class SortedKeys:
         return sum(1 for _ in self.irange(start, end))
 
     def __iter__(self) -> Iterator[bytes]:
+        if self._new:
+            self._merge()
         for chunk in self._chunks:
             yield from chunk
 
     def __contains__(self, key: bytes) -> bool:
+        if self._new:
+            self._merge()
         maxes = self._maxes
         i = bisect_left(maxes, key)
         if i == len(maxes):

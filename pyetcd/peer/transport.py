@@ -155,6 +155,7 @@ class Peer:
             if not self.queue:
                 self.wake.clear()
                 await self.wake.wait()
+                await asyncio.sleep(0)  # gather what else this loop iteration sends
             msgs, self.queue = self.queue, []
             write_frame(writer, encode_frame(msgs))
             await writer.drain()

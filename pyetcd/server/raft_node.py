@@ -127,6 +127,9 @@ class RaftNode:
         try:
             while not self.stopped:
                 await self._wake.wait()
+                # let every handler that is ready to run enqueue its proposal
+                # first: one Ready then carries them all
+                await asyncio.sleep(0)
                 self._wake.clear()
                 self._feed()
                 while self.node.has_ready() and not self.stopped:
