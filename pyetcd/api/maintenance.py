@@ -33,3 +33,25 @@ class MaintenanceServicer:
         resp = await s.alarm(request)
         s.header(resp.header)
         return resp
+
+    @unary
+    async def MoveLeader(self, request, context):
+        import asyncio
+        from pyetcd import errors
+        s = self.s
+        if not s.raft.is_leader:
+            raise errors.NOT_LEADER()
+        target = s.cluster.members.get(request.targetID)
+        if target is None or target.is_learner:
+            raise errors.BAD_LEADER_TRANSFEREE()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + s.request_timeout
+        s.raft.transfer_leader(request.targetID)
+        while s.leader_id != request.targetID:
+            if loop.time() > deadline:
+                raise errors.EtcdError("Unknown",
+                                       "etcdserver: request timed out, leader transfer took too long")
+            await asyncio.sleep(s.cfg.heartbeat_interval / 1000.0)
+        resp = pb.MoveLeaderResponse()
+        s.header(resp.header)
+        return resp

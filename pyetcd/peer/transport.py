@@ -123,6 +123,8 @@ class Peer:
                 raise
             except PermissionError as exc:
                 log.error("peer %x refused our stream: %s", self.id, exc)
+                if "has been removed" in str(exc):
+                    self.t.on_removed()
                 await asyncio.sleep(BACKOFF_MAX)
                 continue
             except (OSError, asyncio.TimeoutError, ConnectionError, ValueError, ssl.SSLError) as exc:
@@ -180,6 +182,7 @@ class Transport:
                  is_member: Callable[[int], bool] = lambda _id: True,
                  is_removed: Callable[[int], bool] = lambda _id: False,
                  member_list: Callable[[], list[bytes]] = lambda: [],
+                 on_removed: Callable[[], None] = lambda: None,
                  server_ssl: ssl.SSLContext | None = None,
                  client_ssl: ssl.SSLContext | None = None):
         self.local_id = local_id
@@ -190,6 +193,7 @@ class Transport:
         self.is_member = is_member
         self.is_removed = is_removed
         self.member_list = member_list
+        self.on_removed = on_removed
         self.server_ssl = server_ssl
         self.client_ssl = client_ssl
         self.peers: dict[int, Peer] = {}
@@ -269,6 +273,9 @@ class Transport:
                 return
             while True:
                 data = await read_frame(reader)
+                if self.is_removed(sender):
+                    log.warning("closing the stream of removed member %x", sender)
+                    return
                 self.on_messages(decode_frame(data))
         except (asyncio.IncompleteReadError, ConnectionError, OSError, asyncio.TimeoutError,
                 ssl.SSLError):

@@ -120,7 +120,8 @@ class EtcdServer:
             on_unreachable=lambda mid: node.report_unreachable(mid),
             on_snapshot_status=lambda mid, ok: node.report_snapshot(mid, ok),
             is_removed=lambda mid: mid in self.cluster.removed,
-            member_list=lambda: [m.to_json() for m in self.cluster.members.values()])
+            member_list=lambda: [m.to_json() for m in self.cluster.members.values()],
+            on_removed=self._on_removed)
         await self.transport.listen(cfg.listen_peer_urls)
         for m in self.cluster.members.values():
             self.transport.add_peer(m.id, m.peer_urls)
@@ -172,6 +173,11 @@ class EtcdServer:
             if not fut.done():
                 fut.set_exception(errors.STOPPED())
         self.backend.close()
+
+    def _on_removed(self) -> None:
+        log.warning("this member (%x) has been permanently removed from the cluster; stopping",
+                    self.member_id)
+        self.on_fatal(SystemExit("removed from the cluster"))
 
     def on_fatal(self, exc: BaseException) -> None:
         self.fatal = exc
@@ -286,13 +292,19 @@ class EtcdServer:
 
     # ---- membership changes -------------------------------------------------------------
     def check_conf_change(self, cc: ConfChange) -> tuple[bool, errors.EtcdError | None]:
+        """etcd's ValidateConfigurationChange, against the applied member list."""
         cl = self.cluster
+        member, _ = parse_conf_change_context(cc.context)
         if cc.type in (ConfChangeType.ADD_NODE, ConfChangeType.ADD_LEARNER_NODE):
             if cc.node_id in cl.removed:
                 return False, errors.MEMBER_NOT_FOUND()
             m = cl.members.get(cc.node_id)
             if m is not None and not (m.is_learner and cc.type == ConfChangeType.ADD_NODE):
                 return False, errors.MEMBER_EXIST()
+            if m is None and member is not None:
+                for u in member.get("peerURLs", []):
+                    if cl.peer_url_owner(u) is not None:
+                        return False, errors.PEER_URL_EXIST()
         elif cc.type in (ConfChangeType.REMOVE_NODE, ConfChangeType.UPDATE_NODE):
             if cc.node_id not in cl.members:
                 return False, errors.MEMBER_NOT_FOUND()
@@ -337,6 +349,25 @@ class EtcdServer:
         if isinstance(result, errors.EtcdError):
             raise result
         return result
+
+    async def forward_to_leader(self, service: str, method: str, request):
+        """Send a request that only the leader can answer to the leader's
+        client URL (etcd forwards these over its peer HTTP API)."""
+        import grpc
+        lead = self.cluster.members.get(self.leader_id)
+        if lead is None or not lead.client_urls:
+            raise errors.NO_LEADER()
+        url = lead.client_urls[0].split("://", 1)[-1]
+        resp_cls = type(request).__name__.replace("Request", "Response")
+        resp_type = getattr(pb, resp_cls)
+        async with grpc.aio.insecure_channel(url) as ch:
+            call = ch.unary_unary(f"/etcdserverpb.{service}/{method}",
+                                  request_serializer=type(request).SerializeToString,
+                                  response_deserializer=resp_type.FromString)
+            try:
+                return await call(request, timeout=self.request_timeout)
+            except grpc.aio.AioRpcError as exc:
+                raise errors.EtcdError(exc.code().name.title().replace("_", ""), exc.details()) from None
 
     # ---- snapshots ------------------------------------------------------------------------
     async def restore_from_snapshot(self, snap: Snapshot) -> None:

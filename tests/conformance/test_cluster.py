@@ -1,0 +1,154 @@
+"""Three members on loopback, driven by the real etcdctl: the seed's cluster
+operations (member list, remove, add, join with state existing), health and
+status, leadership (exactly one leader, move-leader, failover), and the ids
+real etcd computes for the same flags."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.procs import LocalCluster, Server, etcdctl, free_port
+
+
+def _members(ctl, endpoints):
+    r = etcdctl(ctl, endpoints, "member", "list", "-w", "json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def _status(ctl, endpoints):
+    r = etcdctl(ctl, endpoints, "endpoint", "status", "-w", "json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def _wait(pred, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def cluster(workdir):
+    c = LocalCluster("pyetcd", workdir / "pyetcd").start()
+    yield c
+    c.stop()
+
+
+@pytest.mark.conformance
+def test_ids_match_real_etcd_for_the_same_flags(workdir, etcd35, etcdctl35):
+    real = LocalCluster("etcd", workdir / "etcd").start()
+    try:
+        want = _members(etcdctl35, real.endpoints)
+    finally:
+        real.stop()
+    ours = LocalCluster("pyetcd", workdir / "py")
+    for o, r in zip(ours.members, real.members):  # same ports, so the same peer URLs
+        o.client_port, o.peer_port, o.endpoint = r.client_port, r.peer_port, r.endpoint
+        o.cluster_args = r.cluster_args
+    ours.start()
+    try:
+        got = _members(etcdctl35, ours.endpoints)
+    finally:
+        ours.stop()
+    assert got["header"]["cluster_id"] == want["header"]["cluster_id"]
+    strip = lambda ms: sorted((m["ID"], m["name"], tuple(m["peerURLs"]), tuple(m["clientURLs"]))
+                              for m in ms)
+    assert strip(got["members"]) == strip(want["members"])
+
+
+@pytest.mark.conformance
+@pytest.mark.parametrize("ctl_name", ["etcdctl34", "etcdctl35"])
+def test_replication_status_and_one_leader(cluster, ctl_name, request):
+    ctl = request.getfixturevalue(ctl_name)
+    for i, m in enumerate(cluster.members):
+        r = etcdctl(ctl, m.endpoint, "put", f"/k{i}", f"v{i}")
+        assert r.returncode == 0 and r.stdout.strip() == "OK", r.stderr
+    for m in cluster.members:  # linearizable reads see every acknowledged write
+        r = etcdctl(ctl, m.endpoint, "get", "/k", "--prefix", "--print-value-only")
+        assert r.stdout.split() == ["v0", "v1", "v2"]
+    st = _status(ctl, cluster.endpoints)
+    assert len(st) == 3
+    leaders = {s["Status"]["leader"] for s in st}
+    assert len(leaders) == 1
+    assert sum(1 for s in st if s["Status"]["header"]["member_id"] == s["Status"]["leader"]) == 1
+    assert len({s["Status"]["header"]["cluster_id"] for s in st}) == 1
+    assert len({s["Status"]["raftTerm"] for s in st}) == 1
+    r = etcdctl(ctl, cluster.endpoints, "endpoint", "health")
+    assert r.returncode == 0 and (r.stdout + r.stderr).count("is healthy") == 3
+    r = etcdctl(ctl, cluster.endpoints, "member", "list", "-w", "table")
+    assert r.returncode == 0 and all(f"| {m.name} |" in r.stdout.replace("  ", " ") or m.name in r.stdout
+                                     for m in cluster.members)
+
+
+@pytest.mark.conformance
+def test_remove_then_add_back_like_the_seed(cluster, workdir, etcdctl35):
+    ctl = etcdctl35
+    ms = _members(ctl, cluster.endpoints)["members"]
+    victim = cluster.members[2]
+    vid = next(m["ID"] for m in ms if m["name"] == victim.name)
+    survivors = f"{cluster.members[0].endpoint},{cluster.members[1].endpoint}"
+    time.sleep(5.2)  # strict reconfig: peers must have been connected for 5 s
+    r = etcdctl(ctl, survivors, "member", "remove", f"{vid:x}")
+    assert r.returncode == 0, r.stderr
+    cid = _members(ctl, survivors)["header"]["cluster_id"]
+    assert r.stdout.strip() == f"Member {vid:x} removed from cluster {cid:x}"
+    _wait(lambda: victim.proc.poll() is not None, what="the removed member to stop itself")
+    assert len(_members(ctl, survivors)["members"]) == 2
+    r = etcdctl(ctl, survivors, "member", "remove", f"{vid:x}")
+    assert r.returncode != 0 and "etcdserver: member not found" in r.stderr
+
+    pp = free_port()
+    r = etcdctl(ctl, survivors, "member", "add", "m3", f"--peer-urls=http://127.0.0.1:{pp}")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("Member ") and lines[0].endswith(f" added to cluster {cid:x}")
+    env = dict(l.split("=", 1) for l in lines if l.startswith("ETCD_"))
+    env = {k: v.strip('"') for k, v in env.items()}
+    assert env["ETCD_INITIAL_CLUSTER_STATE"] == "existing"
+    r = etcdctl(ctl, survivors, "member", "add", "dup", f"--peer-urls=http://127.0.0.1:{pp}")
+    assert r.returncode != 0 and "etcdserver: Peer URLs already exists" in r.stderr
+    etcdctl(ctl, survivors, "put", "before-join", "x")
+    new = Server("pyetcd", workdir / "m3", name="m3", peer_port=pp)
+    new.cluster_args = ["--initial-advertise-peer-urls", env["ETCD_INITIAL_ADVERTISE_PEER_URLS"],
+                        "--initial-cluster", env["ETCD_INITIAL_CLUSTER"],
+                        "--initial-cluster-state", "existing"]
+    new.start()
+    try:
+        r = etcdctl(ctl, new.endpoint, "get", "before-join", "--print-value-only")
+        assert r.stdout.strip() == "x"
+        ms = _members(ctl, survivors)["members"]
+        assert sorted(m["name"] for m in ms) == ["m0", "m1", "m3"]
+        st = _status(ctl, f"{survivors},{new.endpoint}")
+        assert len({s["Status"]["leader"] for s in st}) == 1
+    finally:
+        new.stop()
+
+
+@pytest.mark.conformance
+def test_move_leader_and_failover(cluster, etcdctl35):
+    ctl = etcdctl35
+    st = _status(ctl, cluster.endpoints)
+    leader = st[0]["Status"]["leader"]
+    target = next(s["Status"]["header"]["member_id"] for s in st
+                  if s["Status"]["header"]["member_id"] != leader)
+    r = etcdctl(ctl, cluster.endpoints, "move-leader", f"{target:x}")
+    assert r.returncode == 0, r.stderr
+    assert f"Leadership transferred from {leader:x} to {target:x}" in r.stdout
+    assert {s["Status"]["leader"] for s in _status(ctl, cluster.endpoints)} == {target}
+    # kill the leader: the other two elect a new one and keep taking writes
+    ids = {s["Endpoint"]: s["Status"]["header"]["member_id"] for s in st}
+    victim = next(m for m in cluster.members if ids[m.endpoint] == target)
+    victim.kill()
+    rest = ",".join(m.endpoint for m in cluster.members if m is not victim)
+    _wait(lambda: etcdctl(ctl, rest, "put", "after-failover", "ok").returncode == 0,
+          timeout=15, what="a write after failover")
+    st = _status(ctl, rest)
+    assert len({s["Status"]["leader"] for s in st}) == 1
+    assert st[0]["Status"]["leader"] != target
