@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 
 from pyetcd import errors
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
-from pyetcd.raft.types import ConfChangeType
 from pyetcd.server.membership import Member, compute_member_id
 
 from .common import unary
@@ -66,7 +65,7 @@ class ClusterServicer:
             self._may_add_voter()
         mid = compute_member_id(urls, "", int(time.time()))
         m = Member(mid, "", urls, (), request.isLearner)
-        ctype = ConfChangeType.ADD_LEARNER_NODE if request.isLearner else ConfChangeType.ADD_NODE
+        ctype = "add_learner" if request.isLearner else "add"
         members = await s.propose_conf_change(ctype, mid, m)
         resp = pb.MemberAddResponse(member=pb.Member(ID=mid, peerURLs=urls, isLearner=request.isLearner),
                                     members=members)
@@ -114,7 +113,7 @@ class ClusterServicer:
                 active = sum(1 for i in voters if i == s.member_id or s.transport.is_active(i))
                 if active - 1 < quorum_after:
                     raise errors.UNHEALTHY()
-        members = await s.propose_conf_change(ConfChangeType.REMOVE_NODE, mid, None)
+        members = await s.propose_conf_change("remove", mid, None)
         resp = pb.MemberRemoveResponse(members=members)
         s.header(resp.header)
         return resp
@@ -131,7 +130,7 @@ class ClusterServicer:
             if owner is not None and owner != request.ID:
                 raise errors.PEER_URL_EXIST()
         upd = Member(m.id, m.name, urls, m.client_urls, m.is_learner)
-        members = await s.propose_conf_change(ConfChangeType.UPDATE_NODE, m.id, upd)
+        members = await s.propose_conf_change("update", m.id, upd)
         resp = pb.MemberUpdateResponse(members=members)
         s.header(resp.header)
         return resp
@@ -152,7 +151,7 @@ class ClusterServicer:
         if pr is None or leader_match == 0 or pr.match < leader_match * 0.9:
             raise errors.LEARNER_NOT_READY()
         promoted = Member(m.id, m.name, m.peer_urls, m.client_urls, False)
-        members = await s.propose_conf_change(ConfChangeType.ADD_NODE, m.id, promoted)
+        members = await s.propose_conf_change("add", m.id, promoted)
         resp = pb.MemberPromoteResponse(members=members)
         s.header(resp.header)
         return resp

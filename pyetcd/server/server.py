@@ -339,7 +339,13 @@ class EtcdServer:
                         self.member_id)
             self.on_fatal(SystemExit("removed from the cluster"))
 
-    async def propose_conf_change(self, cc_type: ConfChangeType, node_id: int, member: Member | None):
+    _CC_TYPES = {"add": ConfChangeType.ADD_NODE, "add_learner": ConfChangeType.ADD_LEARNER_NODE,
+                 "remove": ConfChangeType.REMOVE_NODE, "update": ConfChangeType.UPDATE_NODE}
+
+    async def propose_conf_change(self, kind: str, node_id: int, member: Member | None):
+        """Propose a membership change (kind: add, add_learner, remove, update)
+        and wait until it is applied; returns the new member list."""
+        cc_type = self._CC_TYPES[kind]
         rid = self.idgen.next()
         ctx = conf_change_context(member.to_json() if member else b"{}", rid)
         fut = asyncio.get_running_loop().create_future()
