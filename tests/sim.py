@@ -344,6 +344,8 @@ class Cluster:
             return 0
         self.next_id += 1
         self.nodes[new] = SimNode(new, MemoryStorage())
+        # joins with the current member list, so it ignores removed members
+        self.nodes[new].removed_ids = set(self.nodes[via].removed_ids)
         if start:
             self.start(new)
         return new

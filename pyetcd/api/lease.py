@@ -43,6 +43,8 @@ class LeaseServicer:
     @unary
     async def LeaseTimeToLive(self, request, context):
         s = self.s
+        if not s.raft.is_leader:  # only the leader knows the remaining TTL
+            return await s.forward_to_leader("Lease", "LeaseTimeToLive", request)
         await s.linearizable_read()
         resp = pb.LeaseTimeToLiveResponse(ID=request.ID)
         try:
@@ -70,6 +72,9 @@ class LeaseServicer:
             async for req in request_iterator:
                 if isinstance(req, StreamDecodeError):
                     await context.abort(grpc.StatusCode.INTERNAL, req.error)
+                if not s.raft.is_leader:  # expiry is the leader's: renew there
+                    yield await s.forward_to_leader("Lease", "LeaseKeepAlive", req, stream=True)
+                    continue
                 resp = pb.LeaseKeepAliveResponse(ID=req.ID)
                 try:
                     resp.TTL = s.lessor.renew(req.ID)

@@ -14,7 +14,11 @@ protobuf messages in ``pyetcd.pb.pyetcdpb.raft_pb2``; it is not imported here.
 Membership changes are single-step: each ConfChange adds or removes one
 node (or adds/promotes a learner), takes effect when the application applies
 the committed entry (``RawNode.apply_conf_change``), and only one may be
-pending at a time.  No joint consensus.
+pending at a time.  No joint consensus.  A new leader must apply its
+first (empty) entry before accepting a change, which closes the known
+single-server-change hole.  A leader that proposes its own removal accepts
+no more proposals and, once the removal applies, hands leadership to the
+most caught-up voter (TimeoutNow) before stepping down.
 """
 from .config import Config
 from .core import CAMPAIGN_ELECTION, CAMPAIGN_PRE_ELECTION, CAMPAIGN_TRANSFER, Raft

@@ -244,9 +244,12 @@ class Raft(LeaderMixin):
 
     def _step_lower_term(self, m: Message) -> None:
         t = m.type
-        if (self.check_quorum or self.pre_vote) and (t == MT.HEARTBEAT or t == MT.APP):
+        if ((self.check_quorum or self.pre_vote or not self.promotable())
+                and (t == MT.HEARTBEAT or t == MT.APP)):
             # A stale leader (e.g. after a partition healed) learns our term
-            # from this response and steps down.
+            # from this response and steps down.  Without pre-vote/check-quorum
+            # a voter would instead campaign at its higher term, but a learner
+            # or not-yet-configured member cannot, so it must answer.
             self.send(Message(MT.APP_RESP, to=m.frm, frm=self.id, term=self.term))
         elif t == MT.PRE_VOTE:
             self.send(Message(MT.PRE_VOTE_RESP, to=m.frm, frm=self.id, term=self.term,

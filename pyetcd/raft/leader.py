@@ -59,6 +59,8 @@ class LeaderMixin:
         if self.heartbeat_elapsed >= self.heartbeat_timeout:
             self.heartbeat_elapsed = 0
             self.step(Message(MT.BEAT, frm=self.id))
+            if self.id not in self.trk.progress and self.trk.voters:
+                self.hand_over_leadership()
 
     def abort_leader_transfer(self) -> None:
         self.lead_transferee = NONE
@@ -346,13 +348,35 @@ class LeaderMixin:
             pr.become_probe()
 
     # -- membership ------------------------------------------------------------------
+    def hand_over_leadership(self) -> None:
+        """A removed leader transfers leadership to the best remaining voter.
+
+        Survivors that have not yet applied the removal still count this
+        node's vote, which it grants only to logs at least as long as its
+        own; simply stepping down can therefore deadlock.  So it keeps
+        leading (accepting no proposals) until a voter's log matches its
+        own (retried every heartbeat), then sends TimeoutNow and steps
+        down: that voter can now always get this node's vote.
+        """
+        prs = self.trk.progress
+        target = max(sorted(self.trk.voters),
+                     key=lambda v: (prs[v].recent_active, prs[v].match))
+        self.lead_transferee = target
+        if prs[target].match == self.raft_log.last_index():
+            self.send(Message(MT.TIMEOUT_NOW, to=target, frm=self.id, term=self.term))
+            self.become_follower(self.term, NONE)
+        else:
+            self.send_append(target)
     def after_conf_change_as_leader(self) -> None:
         if self.id not in self.trk.progress or self.is_learner:
-            # Removed (or demoted): tell everyone the commit index, then step
-            # down so that the remaining voters elect a leader among themselves.
+            # Removed: tell everyone the commit index, then hand leadership
+            # over rather than just stepping down (see hand_over_leadership).
             self.maybe_commit()
             self.bcast_append()
-            self.become_follower(self.term, NONE)
+            if not self.trk.voters:
+                self.become_follower(self.term, NONE)
+                return
+            self.hand_over_leadership()
             return
         if self.lead_transferee != NONE and self.lead_transferee not in self.trk.voters:
             self.abort_leader_transfer()

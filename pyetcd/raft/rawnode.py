@@ -16,9 +16,19 @@ The application loop, repeated forever::
         serve(rd.read_states)        # once applied index >= read_state.index
         node.advance(rd)
 
-Persisting before sending is what makes votes and acknowledgements durable.
+Persisting before sending is required, not an optimisation to skip: votes
+and acknowledgements must be durable before they are sent, and a leader
+counts its own appended entries as replicated.  A non-None ``rd.snapshot``
+also replaces the application state with ``rd.snapshot.data``.
 Exactly one Ready may be outstanding: call ``advance`` before the next
-``ready``.
+``ready``.  Proposals made between two Readies leave as one MsgApp per
+follower (the broadcast is deferred to ``has_ready``/``ready``).
+
+The transport reports what it learns: ``report_unreachable(id)`` when a
+send fails, ``report_snapshot(id, ok)`` after sending a MsgSnap.
+A member that applied its own removal should keep running its Ready loop
+until it is no longer leader (if it was leader, the core hands leadership
+over with TimeoutNow first), then stop.
 """
 from __future__ import annotations
 

@@ -356,24 +356,40 @@ class EtcdServer:
             raise result
         return result
 
-    async def forward_to_leader(self, service: str, method: str, request):
-        """Send a request that only the leader can answer to the leader's
-        client URL (etcd forwards these over its peer HTTP API)."""
+    def _leader_channel(self):
+        """A cached gRPC channel to the leader's client URL (for the requests
+        etcd forwards to the leader: lease keep-alive and time-to-live,
+        learner promotion)."""
         import grpc
         lead = self.cluster.members.get(self.leader_id)
         if lead is None or not lead.client_urls:
             raise errors.NO_LEADER()
-        url = lead.client_urls[0].split("://", 1)[-1]
-        resp_cls = type(request).__name__.replace("Request", "Response")
-        resp_type = getattr(pb, resp_cls)
-        async with grpc.aio.insecure_channel(url) as ch:
-            call = ch.unary_unary(f"/etcdserverpb.{service}/{method}",
-                                  request_serializer=type(request).SerializeToString,
-                                  response_deserializer=resp_type.FromString)
-            try:
-                return await call(request, timeout=self.request_timeout)
-            except grpc.aio.AioRpcError as exc:
-                raise errors.EtcdError(exc.code().name.title().replace("_", ""), exc.details()) from None
+        target = lead.client_urls[0].split("://", 1)[-1]
+        cached = getattr(self, "_lead_chan", None)
+        if cached is not None and cached[0] == target:
+            return cached[1]
+        if cached is not None:
+            asyncio.get_running_loop().create_task(cached[1].close())
+        ch = grpc.aio.insecure_channel(target)
+        self._lead_chan = (target, ch)
+        return ch
+
+    async def forward_to_leader(self, service: str, method: str, request, stream: bool = False):
+        import grpc
+        resp_type = getattr(pb, type(request).__name__.replace("Request", "Response"))
+        ch = self._leader_channel()
+        kind = ch.stream_stream if stream else ch.unary_unary
+        call = kind(f"/etcdserverpb.{service}/{method}",
+                    request_serializer=type(request).SerializeToString,
+                    response_deserializer=resp_type.FromString)
+        try:
+            if stream:
+                async for resp in call(iter([request]), timeout=self.request_timeout):
+                    return resp
+                raise errors.NO_LEADER()
+            return await call(request, timeout=self.request_timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise errors.EtcdError(exc.code().name.title().replace("_", ""), exc.details()) from None
 
     # ---- snapshots ------------------------------------------------------------------------
     async def restore_from_snapshot(self, snap: Snapshot) -> None:

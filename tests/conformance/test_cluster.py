@@ -152,3 +152,33 @@ def test_move_leader_and_failover(cluster, etcdctl35):
     st = _status(ctl, rest)
     assert len({s["Status"]["leader"] for s in st}) == 1
     assert st[0]["Status"]["leader"] != target
+
+
+@pytest.mark.conformance
+def test_lease_kept_alive_through_a_follower_then_expires(cluster, etcdctl35):
+    import os
+    import subprocess
+    ctl = etcdctl35
+    st = _status(ctl, cluster.endpoints)
+    leader = st[0]["Status"]["leader"]
+    fol = next(s["Endpoint"] for s in st if s["Status"]["header"]["member_id"] != leader)
+    r = etcdctl(ctl, fol, "lease", "grant", "3")
+    assert r.returncode == 0 and "granted with TTL(3s)" in r.stdout, r.stderr
+    lid = r.stdout.split()[1]
+    assert etcdctl(ctl, fol, "put", "leased", "v", f"--lease={lid}").returncode == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ETCDCTL_")}
+    env["ETCDCTL_API"] = "3"
+    ka = subprocess.Popen([ctl, f"--endpoints={fol}", "lease", "keep-alive", lid],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        time.sleep(5)  # longer than the TTL: only the keep-alives keep it
+        assert etcdctl(ctl, fol, "get", "leased", "--print-value-only").stdout.strip() == "v"
+        r = etcdctl(ctl, fol, "lease", "timetolive", lid, "--keys")
+        assert "attached keys([leased])" in r.stdout, r.stdout
+    finally:
+        ka.kill()
+        out = ka.communicate()[0]
+    assert f"lease {lid} keepalived with TTL(3)" in out
+    _wait(lambda: etcdctl(ctl, fol, "get", "leased").stdout.strip() == "", timeout=10,
+          what="the lease to expire and take its key")
+    assert "already expired" in etcdctl(ctl, fol, "lease", "timetolive", lid).stdout
