@@ -139,7 +139,7 @@ class Peer:
             self.active = True
             self.t.on_active(self.id)
             try:
-                await self._pump(writer)
+                await self._pump(reader, writer)
             except asyncio.CancelledError:
                 writer.close()
                 raise
@@ -152,18 +152,43 @@ class Peer:
                     self._drop(dropped)
                 writer.close()
 
-    async def _pump(self, writer: asyncio.StreamWriter) -> None:
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # the peer never writes on this stream: a read returning means it closed,
+        # and the stream must stop counting as active at once (a proposal sent
+        # into a dead stream would be lost)
+        eof = asyncio.get_running_loop().create_task(reader.read(1))
+        eof.add_done_callback(lambda _t: self.wake.set())
+        try:
+            await self._pump_frames(writer, eof)
+        finally:
+            eof.cancel()
+
+    async def _pump_frames(self, writer: asyncio.StreamWriter, eof: asyncio.Task) -> None:
         while True:
+            if eof.done():
+                raise ConnectionError("peer closed the stream")
             if not self.queue:
                 self.wake.clear()
                 await self.wake.wait()
+                if eof.done():
+                    raise ConnectionError("peer closed the stream")
                 await asyncio.sleep(0)  # gather what else this loop iteration sends
             msgs, self.queue = self.queue, []
+            if self.t.snapshot_data is not None:
+                msgs = [await self._with_data(m) if m.type == MessageType.SNAP else m for m in msgs]
             write_frame(writer, encode_frame(msgs))
             await writer.drain()
             for m in msgs:
                 if m.type == MessageType.SNAP:
                     self.t.on_snapshot_status(self.id, True)
+
+    async def _with_data(self, m: Message) -> Message:
+        """A snapshot message carries the leader's whole backend."""
+        import dataclasses
+        data = await asyncio.get_running_loop().run_in_executor(None, self.t.snapshot_data)
+        log.info("sending a snapshot of %d bytes at index %d to peer %x", len(data),
+                 m.snapshot.metadata.index, self.id)
+        return dataclasses.replace(m, snapshot=dataclasses.replace(m.snapshot, data=data))
 
     async def stop(self) -> None:
         if self.task is not None:
@@ -183,6 +208,7 @@ class Transport:
                  is_removed: Callable[[int], bool] = lambda _id: False,
                  member_list: Callable[[], list[bytes]] = lambda: [],
                  on_removed: Callable[[], None] = lambda: None,
+                 snapshot_data: Callable[[], bytes] | None = None,
                  server_ssl: ssl.SSLContext | None = None,
                  client_ssl: ssl.SSLContext | None = None):
         self.local_id = local_id
@@ -194,6 +220,7 @@ class Transport:
         self.is_removed = is_removed
         self.member_list = member_list
         self.on_removed = on_removed
+        self.snapshot_data = snapshot_data
         self.server_ssl = server_ssl
         self.client_ssl = client_ssl
         self.peers: dict[int, Peer] = {}

@@ -46,6 +46,7 @@ class RaftNode:
         self.storage = storage
         self.transport = transport
         self.wal = wal
+        self.snapshotter = None
         self.tick_seconds = tick_seconds
         self.pending: list[bytes] = []
         self.pending_cc: list[ConfChange] = []
@@ -95,6 +96,18 @@ class RaftNode:
         else:
             heapq.heappush(self.applied_waiters, (index, next(self._seq), fut))
         return fut
+
+    async def save_snapshot(self, snap) -> None:
+        """Persist a snapshot taken by the server (WAL marker, snapshot file)
+        and release the WAL before it."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._disk, self._save_snapshot_sync, snap)
+
+    def _save_snapshot_sync(self, snap) -> None:
+        self.snapshotter.save(snap)
+        self.wal.save_snapshot(snap.metadata.index, snap.metadata.term)
+        self.wal.release_to(snap.metadata.index)
+        self.snapshotter.purge()
 
     def transfer_leader(self, to: int) -> None:
         self.node.transfer_leader(to)
@@ -162,7 +175,7 @@ class RaftNode:
                 node.step(m)
             except Exception as exc:  # noqa: BLE001 - a malformed peer message is dropped
                 log.warning("dropping peer message %s from %x: %s", m.type.name, m.frm, exc)
-        if self.pending and node.lead != NONE:
+        if self.pending and self._leader_reachable():
             batch, self.pending = self.pending, []
             try:
                 node.propose_batch(batch)
@@ -186,6 +199,14 @@ class RaftNode:
                 self.read_batch[:0] = batch
         if ticks and self.reads_in_flight:
             self._retry_reads(ticks)
+
+    def _leader_reachable(self) -> bool:
+        """Forwarding a proposal to a leader whose stream is down would lose
+        it; such proposals wait here for the next leader instead."""
+        lead = self.node.lead
+        if lead == NONE:
+            return False
+        return lead == self.node.id or self.transport.is_active(lead)
 
     def _retry_reads(self, ticks: int) -> None:
         """A ReadIndex lost with a leader change is asked again (etcd retries

@@ -60,22 +60,16 @@ class IDGenerator:
 class EtcdServer:
     def __init__(self, cfg: Config):
         self.cfg = cfg
+        self.state_hooks: list = []  # called after the state is (re)opened
         self.data_dir = cfg.data_dir_path
         self.max_request_bytes = cfg.max_request_bytes
         self.max_txn_ops = cfg.max_txn_ops
         self.request_timeout = 5.0 + 2 * cfg.election_timeout / 1000.0
-        db_path = os.path.join(self.data_dir, "member", "snap", "db")
-        quota = cfg.quota_bytes
-        self.backend = Backend(db_path, map_size=quota + max(quota // 4, 256 * 1024**2), durable=True)
-        election_ticks = max(2, cfg.election_timeout // cfg.heartbeat_interval)
-        self.election_ticks = election_ticks
-        min_ttl = -(-(3 * election_ticks // 2) * cfg.heartbeat_interval // 1000)
-        self.lessor = Lessor(self.backend, min_ttl=max(1, min_ttl))
-        self.kv = KVStore(self.backend, self.lessor)
-        self.alarms = AlarmStore(self.backend)
-        self.cluster = Cluster(self.backend)
-        self.applier = Applier(self.kv, self.lessor, self.alarms)
+        self.election_ticks = max(2, cfg.election_timeout // cfg.heartbeat_interval)
+        self._open_state(os.path.join(self.data_dir, "member", "snap", "db"))
         self.applied_index, self.term = self.kv.consistent_index()
+        self._snap_index = self.applied_index
+        self._snapshotting = False
         self.storage = MemoryStorage()
         self.member_id = 0
         self.leader_id = NONE
@@ -89,6 +83,21 @@ class EtcdServer:
         self.stopped = False
         self.stop_event: asyncio.Event | None = None
         self.fatal: BaseException | None = None
+
+    def _open_state(self, db_path: str) -> None:
+        """Open the backend and everything kept in it (also after a snapshot
+        from the leader replaced it)."""
+        cfg = self.cfg
+        quota = cfg.quota_bytes
+        self.backend = Backend(db_path, map_size=quota + max(quota // 4, 256 * 1024**2), durable=True)
+        min_ttl = -(-(3 * self.election_ticks // 2) * cfg.heartbeat_interval // 1000)
+        self.lessor = Lessor(self.backend, min_ttl=max(1, min_ttl))
+        self.kv = KVStore(self.backend, self.lessor)
+        self.alarms = AlarmStore(self.backend)
+        self.cluster = Cluster(self.backend)
+        self.applier = Applier(self.kv, self.lessor, self.alarms)
+        for hook in self.state_hooks:
+            hook()
 
     # ---- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
@@ -121,7 +130,8 @@ class EtcdServer:
             on_snapshot_status=lambda mid, ok: node.report_snapshot(mid, ok),
             is_removed=lambda mid: mid in self.cluster.removed,
             member_list=lambda: [m.to_json() for m in self.cluster.members.values()],
-            on_removed=self._on_removed)
+            on_removed=self._on_removed,
+            snapshot_data=self.backend_snapshot_data)
         await self.transport.listen(cfg.listen_peer_urls)
         for m in self.cluster.members.values():
             self.transport.add_peer(m.id, m.peer_urls)
@@ -391,14 +401,65 @@ class EtcdServer:
         except grpc.aio.AioRpcError as exc:
             raise errors.EtcdError(exc.code().name.title().replace("_", ""), exc.details()) from None
 
-    # ---- snapshots ------------------------------------------------------------------------
+    # ---- snapshots ----------------------------------------------------------------------
+    def backend_snapshot_data(self) -> bytes:
+        return self.backend.snapshot_bytes()
+
+    def maybe_snapshot(self) -> None:
+        """Every --snapshot-count applied entries: record a Raft snapshot at
+        the applied index and drop the log before it (keeping some entries so
+        slightly slow followers catch up without a full snapshot)."""
+        applied = self.applied_index
+        if applied - self._snap_index < self.cfg.snapshot_count or self._snapshotting:
+            return
+        self._snapshotting = True
+        asyncio.get_running_loop().create_task(self._snapshot(applied))
+
+    async def _snapshot(self, index: int) -> None:
+        try:
+            # what the backend holds up to ``index`` must be on disk before the
+            # log that could rebuild it is dropped
+            ops, _ = await asyncio.wrap_future(self.backend.commit())
+            self.backend.release(ops)
+            await asyncio.get_running_loop().run_in_executor(None, self.backend.sync)
+            cs = self.raft.node.raft.trk.conf_state() if self.raft else None
+            try:
+                snap = self.storage.create_snapshot(index, cs, b"")
+            except Exception as exc:  # noqa: BLE001 - out of date or unavailable: skip
+                log.debug("skipping snapshot at %d: %s", index, exc)
+                return
+            if self.raft is not None and self.raft.wal is not None:
+                await self.raft.save_snapshot(snap)
+            compact_to = index - self.cfg.experimental_snapshot_catchup_entries
+            if compact_to > self.storage.first_index():
+                self.storage.compact(compact_to)
+            self._snap_index = index
+            log.info("saved snapshot at index %d; compacted the raft log to %d", index,
+                     max(compact_to, 0))
+        finally:
+            self._snapshotting = False
+
     async def restore_from_snapshot(self, snap: Snapshot) -> None:
-        """A snapshot from the leader.  Until the snapshot transfer carries the
-        backend (the cluster issue's snapshot path), only an empty bootstrap
-        snapshot is accepted: its state is the member list we already hold."""
-        if snap.data:
-            raise RuntimeError("snapshots carrying backend data are not supported yet")
-        self.applied_index = max(self.applied_index, snap.metadata.index)
+        """Install the leader's backend (a member too far behind for the log)."""
+        if not snap.data:
+            self.applied_index = max(self.applied_index, snap.metadata.index)
+            return
+        log.info("installing a snapshot at index %d (%d bytes) from the leader",
+                 snap.metadata.index, len(snap.data))
+        while self._backend_inflight:
+            await asyncio.sleep(0.005)
+        path = self.backend.path
+        self.backend.close()
+        Backend.install(path, snap.data)
+        self._open_state(path)
+        ci, term = self.kv.consistent_index()
+        self.applied_index = max(ci, snap.metadata.index)
+        self.term = max(self.term, term)
+        self._snap_index = snap.metadata.index
+        for m in self.cluster.members.values():
+            if self.transport is not None:
+                self.transport.add_peer(m.id, m.peer_urls)
+        self.backend.put("meta", b"local_member_id", _U64.pack(self.member_id))
 
     # ---- reads ------------------------------------------------------------------------
     async def linearizable_read(self) -> None:
@@ -429,6 +490,7 @@ class EtcdServer:
     def after_ready(self) -> None:
         if self.raft is not None:
             self.term = self.raft.node.raft.term
+        self.maybe_snapshot()
 
     def on_tick(self, ticks: int) -> None:
         self._lease_ticks += ticks

@@ -178,6 +178,35 @@ class Backend:
     def sync(self) -> None:
         self.env.sync(True)
 
+    def snapshot_bytes(self) -> bytes:
+        """A consistent copy of the committed database (what a lagging member
+        receives); call from a worker thread, it reads the whole file."""
+        import tempfile
+        with tempfile.TemporaryDirectory(dir=os.path.dirname(self.path)) as d:
+            path = os.path.join(d, "snap.db")
+            self.env.copy(path, compact=True)
+            with open(path, "rb") as f:
+                return f.read()
+
+    @staticmethod
+    def install(path: str, data: bytes) -> None:
+        """Replace the database file at ``path`` with ``data`` (durably).  The
+        backend on that path must be closed."""
+        tmp = path + ".incoming"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        lock = path + "-lock"
+        if os.path.exists(lock):
+            os.remove(lock)
+        dfd = os.open(os.path.dirname(path), os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
     # ---- sizes and lifecycle --------------------------------------------------------
     def size(self) -> int:
         """Bytes the database file occupies (etcd's dbSize)."""

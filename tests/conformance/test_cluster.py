@@ -182,3 +182,41 @@ def test_lease_kept_alive_through_a_follower_then_expires(cluster, etcdctl35):
     _wait(lambda: etcdctl(ctl, fol, "get", "leased").stdout.strip() == "", timeout=10,
           what="the lease to expire and take its key")
     assert "already expired" in etcdctl(ctl, fol, "lease", "timetolive", lid).stdout
+
+
+@pytest.mark.conformance
+def test_lagging_member_catches_up_by_snapshot(workdir, etcdctl35):
+    ctl = etcdctl35
+    c = LocalCluster("pyetcd", workdir / "snap", extra=[
+        "--snapshot-count", "50", "--experimental-snapshot-catchup-entries", "10"]).start()
+    try:
+        lag = c.members[2]
+        lag.stop()
+        live = f"{c.members[0].endpoint},{c.members[1].endpoint}"
+        for i in range(150):
+            assert etcdctl(ctl, live, "put", f"k{i:03d}", f"v{i}").returncode == 0
+        lag.start()
+        r = _wait(lambda: (lambda r: r if "k149" in r.stdout else None)(
+            etcdctl(ctl, lag.endpoint, "get", "k", "--prefix", "--keys-only")),
+            timeout=15, what="the lagging member to catch up")
+        assert r.stdout.split() == [f"k{i:03d}" for i in range(150)]
+        assert "installing a snapshot at index" in lag.log()
+        assert "sending a snapshot of" in "".join(m.log() for m in c.members[:2])
+        # and it keeps replicating normally afterwards
+        assert etcdctl(ctl, live, "put", "after", "snap").returncode == 0
+        _wait(lambda: etcdctl(ctl, lag.endpoint, "get", "after", "--consistency=s",
+                              "--print-value-only").stdout.strip() == "snap", what="replication")
+    finally:
+        c.stop()
+
+
+@pytest.mark.conformance
+def test_write_during_election_waits_for_the_new_leader(cluster, etcdctl35):
+    ctl = etcdctl35
+    st = _status(ctl, cluster.endpoints)
+    ids = {s["Endpoint"]: s["Status"]["header"]["member_id"] for s in st}
+    leader = next(m for m in cluster.members if ids[m.endpoint] == st[0]["Status"]["leader"])
+    leader.stop()
+    other = next(m for m in cluster.members if m is not leader)
+    r = etcdctl(ctl, other.endpoint, "put", "during-election", "1")
+    assert r.returncode == 0, r.stderr
