@@ -17,6 +17,13 @@ every Ready is handled in order:
 
 While one Ready is being persisted, new proposals and messages accumulate and
 enter the node together in the next iteration: batching follows load.
+
+Why sending before persisting is safe here: the core counts the leader's own
+appended entries toward commitment, but follower acknowledgements are only
+stepped into the node at the top of a later iteration, after this Ready's
+fsync has finished; so no entry is ever committed on the strength of the
+leader's unpersisted copy.  A lone voter commits at once, and its Ready's
+committed entries are applied only after the same fsync.
 """
 from __future__ import annotations
 

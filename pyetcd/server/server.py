@@ -184,6 +184,15 @@ class EtcdServer:
                 fut.set_exception(errors.STOPPED())
         self.backend.close()
 
+    async def _stop_after_removal(self) -> None:
+        """A removed leader first hands leadership to a caught-up voter (the
+        Raft core does that once the removal is applied), then stops."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2 * self.cfg.election_timeout / 1000.0
+        while self.raft is not None and self.raft.is_leader and loop.time() < deadline:
+            await asyncio.sleep(self.cfg.heartbeat_interval / 1000.0)
+        self._on_removed()
+
     def _on_removed(self) -> None:
         log.warning("this member (%x) has been permanently removed from the cluster; stopping",
                     self.member_id)
@@ -345,9 +354,7 @@ class EtcdServer:
         self.applied_index = max(self.applied_index, index)
         self._commit_backend([(rid, err if err is not None else self.cluster.to_pb())] if rid else [])
         if err is None and cc.type == ConfChangeType.REMOVE_NODE and cc.node_id == self.member_id:
-            log.warning("this member (%x) has been permanently removed from the cluster; stopping",
-                        self.member_id)
-            self.on_fatal(SystemExit("removed from the cluster"))
+            asyncio.get_running_loop().create_task(self._stop_after_removal())
 
     _CC_TYPES = {"add": ConfChangeType.ADD_NODE, "add_learner": ConfChangeType.ADD_LEARNER_NODE,
                  "remove": ConfChangeType.REMOVE_NODE, "update": ConfChangeType.UPDATE_NODE}

@@ -11,9 +11,9 @@ Terms are separated by ``;`` (or ``,``).  Actions:
 
 Before exiting, one line ``failpoint <name> hit`` goes to stderr (fd 2,
 unbuffered) so a test can tell the point from an ordinary crash.  Nothing
-is flushed, closed or synced: the exit is as abrupt as a power cut for
-everything not yet fdatasync'ed... except the page cache, which survives
-a process exit (use a torn-write test for lost caches).
+is flushed, closed or synced by Python; what was already written to the OS
+stays in the page cache, so this simulates a process crash, not a power
+cut (tests simulate lost caches by truncating or zeroing files).
 
 :func:`failpoint` costs one global lookup and a truth test when nothing is
 armed.  Known names are listed in ``KNOWN`` (callers may use others).
