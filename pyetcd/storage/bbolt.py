@@ -368,14 +368,16 @@ class BboltReader:
                 f = self._file
             else:
                 f = source
-            size = os.fstat(f.fileno()).st_size if hasattr(f, "fileno") else None
-            if size == 0:
-                raise BboltError("empty file")
             try:
-                self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                fd = f.fileno()
+                if os.fstat(fd).st_size == 0:
+                    raise BboltError("empty file")
+                self._mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
                 self._buf = memoryview(self._mm)
-            except (OSError, ValueError, io.UnsupportedOperation):
-                f.seek(0)
+            except (OSError, ValueError, AttributeError, io.UnsupportedOperation) as exc:
+                if isinstance(exc, BboltError):
+                    raise
+                f.seek(0)                   # BytesIO and other in-memory files
                 self._buf = memoryview(f.read())
         self.size = len(self._buf)
         self._load_meta()

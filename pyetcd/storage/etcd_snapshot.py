@@ -21,12 +21,12 @@ import os
 import sys
 from typing import BinaryIO, Iterable, NamedTuple
 
-from pyetcd.storage.bbolt import BboltError, BboltReader
+from pyetcd.storage.bbolt import BboltError, BboltReader, write_bbolt
 
 __all__ = [
     "SHA256_SIZE", "ETCD_BUCKETS", "SnapshotStatus", "append_sha256", "verify_sha256",
     "has_checksum", "db_size_of", "snapshot_stats", "revision_key", "parse_revision_key",
-    "etcd_buckets", "crc32c",
+    "etcd_buckets", "crc32c", "snapshot_storage_version", "write_snapshot",
 ]
 
 SHA256_SIZE = 32
@@ -174,14 +174,14 @@ class SnapshotStatus(NamedTuple):
     revision: int
     total_key: int
     total_size: int
-    version: str = ""
 
-    def to_json(self, mode: str = "3.5") -> str:
-        """The line ``etcdctl snapshot status -w json`` prints (Go json.Marshal)."""
+    def to_json(self, version: str | None = None) -> str:
+        """The line ``etcdctl snapshot status -w json`` prints (Go json.Marshal).
+        etcd 3.5 has no version field; pass ``version`` to add 3.6's."""
         d = {"hash": self.hash, "revision": self.revision, "totalKey": self.total_key,
              "totalSize": self.total_size}
-        if mode != "3.5":
-            d["version"] = self.version
+        if version is not None:
+            d["version"] = version
         return json.dumps(d, separators=(",", ":"))
 
 
@@ -211,7 +211,8 @@ def snapshot_stats(path: str | os.PathLike, mode: str = "3.5") -> SnapshotStatus
     bucket; total_size: bbolt's Tx.Size() (high-water mark x page size, without
     the trailing sha256).  total_key follows ``mode``: "3.5" (etcdctl/etcdutl
     3.5) counts every entry of every bucket; "3.6" counts the distinct live
-    keys of the key bucket and fills ``version`` from meta/storageVersion.
+    keys of the key bucket (see :func:`snapshot_storage_version` for 3.6's
+    version field).
     """
     if mode not in ("3.5", "3.6"):
         raise ValueError("mode must be '3.5' or '3.6'")
@@ -225,7 +226,6 @@ def snapshot_stats(path: str | os.PathLike, mode: str = "3.5") -> SnapshotStatus
         h = _Crc()
         total = 0
         revision = 0
-        version = ""
         live: set[bytes] = set()
         root_entries = list(r._root_entries())
         for flags, name, _ in root_entries:
@@ -247,12 +247,54 @@ def snapshot_stats(path: str | os.PathLike, mode: str = "3.5") -> SnapshotStatus
                             live.discard(kv.key)
                         else:
                             live.add(kv.key)
-                elif mode == "3.6" and name == b"meta" and k == b"storageVersion":
-                    version = v.decode(errors="replace")
                 total += 1
         if mode == "3.6":
             total = len(live)
-        return SnapshotStatus(h.sum32(), revision, total, r.db_size, version)
+        return SnapshotStatus(h.sum32(), revision, total, r.db_size)
+
+
+def snapshot_storage_version(path: str | os.PathLike) -> str:
+    """meta/storageVersion (what etcd 3.6's status prints as version), or ""."""
+    with BboltReader(path) as r:
+        if b"meta" not in r.bucket_names():
+            return ""
+        for k, v in r.items(b"meta"):
+            if k == b"storageVersion" and v is not None:
+                return v.decode(errors="replace")
+    return ""
+
+
+class _HashingWriter:
+    def __init__(self, dest: BinaryIO):
+        self.dest = dest
+        self.sha = hashlib.sha256()
+
+    def write(self, b) -> int:
+        self.sha.update(b)
+        return self.dest.write(b)
+
+
+def write_snapshot(dest: str | os.PathLike | BinaryIO,
+                   buckets: dict[bytes, Iterable[tuple[bytes, bytes]]],
+                   page_size: int = 4096) -> int:
+    """Write a complete etcd snapshot (bbolt file + its sha256) in one pass.
+
+    ``dest`` may be a path or any object with ``write`` (it need not be
+    seekable, e.g. a chunker feeding Maintenance.Snapshot).  Returns the total
+    number of bytes (``% 512 == 32``).
+    """
+    if isinstance(dest, (str, os.PathLike)):
+        with open(dest, "wb") as f:
+            n = write_snapshot(f, buckets, page_size)
+            f.flush()
+            os.fsync(f.fileno())
+            return n
+    if page_size % 512:
+        raise ValueError("page size must be a multiple of 512")
+    hw = _HashingWriter(dest)
+    n = write_bbolt(hw, buckets, page_size)
+    dest.write(hw.sha.digest())
+    return n + SHA256_SIZE
 
 
 # --------------------------------------------------------------------------- schema

@@ -128,6 +128,8 @@ def encode_batch(hard_state: HardState | None, entries, crc: int) -> tuple[bytea
     buf = bytearray(total)
     off = 0
     ent_pack = _ENT.pack_into
+    hdr12 = _HDR12.pack
+    hdr_pack = _HDR.pack_into
     with memoryview(buf) as mv:
         for e in entries:
             d = e.data
@@ -136,7 +138,9 @@ def encode_batch(hard_state: HardState | None, entries, crc: int) -> tuple[bytea
             ent_pack(buf, p, e.term, e.index, e.type)
             buf[p + 17:p + n] = d
             crc = crc32(mv[p:p + n], crc)
-            off += _finish(buf, mv, off, n, ENTRY, crc)
+            hdr_pack(buf, off, n, ENTRY, 0, 0, crc, crc32(hdr12(n, ENTRY, 0, 0, crc)))
+            off = (p + n + 8) & ~7
+            buf[off - 1] = 0x80 | (off - p - n)
         if hard_state is not None:
             p = off + HEADER_SIZE
             _HS.pack_into(buf, p, hard_state.term, hard_state.vote, hard_state.commit)

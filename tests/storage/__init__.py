@@ -1,0 +1,1 @@
+"""Tests of pyetcd.storage: WAL codec, WAL, snapshots, failpoints."""
