@@ -19,17 +19,32 @@ def status_code(name: str) -> grpc.StatusCode:
     return _CODES.get(name.lower(), grpc.StatusCode.UNKNOWN)
 
 
+# what a learner answers itself (etcd's isRPCSupportedForLearner); a Range
+# only when serializable
+_LEARNER_RPCS = {"Status", "MemberList", "MoveLeader", "MemberPromote", "Alarm", "Hash", "HashKV",
+                 "Snapshot", "Defragment", "Downgrade"}
+
+
 def unary(fn):
     """Wrap a unary handler: EtcdError -> its gRPC status; anything else ->
     UNKNOWN with a one-line message (logged with its traceback here, never
     sent to the client).  The handler receives the request already decoded
     (see :func:`register`)."""
 
+    name = fn.__name__
+    learner_ok = name in _LEARNER_RPCS
+
     @functools.wraps(fn)
     async def wrapper(self, request, context):
         try:
             if type(request) is bytes:
-                request = await _decode(self, fn.__name__, request, context)
+                request = await _decode(self, name, request, context)
+            s = self.s
+            if not learner_ok and s.is_learner() and not (
+                    name == "Range" and request.serializable):
+                raise errors.NOT_SUPPORTED_FOR_LEARNER()
+            if s.leader_id == 0 and require_leader(context):
+                raise errors.NO_LEADER()
             return await fn(self, request, context)
         except errors.EtcdError as exc:
             await context.abort(status_code(exc.code), exc.message)
