@@ -83,7 +83,9 @@ async def serve(cfg: Config) -> int:
     from pyetcd.server.bootstrap import BootstrapError
     from pyetcd.server.server import EtcdServer
 
+    from pyetcd.server import compactor, maintenance_ops
     server = EtcdServer(cfg)
+    maintenance_ops.install(server)  # backend quota in the applier
     grpc_server = grpc.aio.server(options=grpc_options(cfg))
     register_services(grpc_server, server, cfg.max_request_bytes + 512 * 1024)
     for url in cfg.listen_client_urls:
@@ -100,6 +102,7 @@ async def serve(cfg: Config) -> int:
         await server.stop()
         return 1
     await grpc_server.start()
+    compactor.start(server)
     log.info("ready to serve client requests; name=%s member-id=%x cluster-id=%x data-dir=%s "
              "listen-client-urls=%s version=%s (etcd API %s)", cfg.name, server.member_id,
              server.cluster_id, server.data_dir, ",".join(cfg.listen_client_urls), __version__,
@@ -111,6 +114,7 @@ async def serve(cfg: Config) -> int:
     await stop.wait()
     log.info("shutting down%s", f" ({server.fatal})" if server.fatal else "")
     await grpc_server.stop(grace=1.0)
+    await compactor.stop(server)
     await server.stop()
     log.info("stopped")
     return 1 if server.fatal is not None and not isinstance(server.fatal, SystemExit) else 0

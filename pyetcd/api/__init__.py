@@ -16,9 +16,19 @@ def register_services(grpc_server, server, max_recv: int) -> None:
     from .kv import KVServicer
     from .lease import LeaseServicer
     from .maintenance import MaintenanceServicer
+    from .watch import WatchServicer
+    from .lock import LockServicer
+    from .election import ElectionServicer
+    from pyetcd.pb.v3lockpb import v3lock_pb2
+    from pyetcd.pb.v3electionpb import v3election_pb2
 
     services = rpc_pb2.DESCRIPTOR.services_by_name
     register(grpc_server, services["KV"], KVServicer(server), max_recv)
     register(grpc_server, services["Maintenance"], MaintenanceServicer(server), max_recv)
     register(grpc_server, services["Cluster"], ClusterServicer(server), max_recv)
     register(grpc_server, services["Lease"], LeaseServicer(server), max_recv)
+    register(grpc_server, services["Watch"], WatchServicer(server), max_recv)
+    register(grpc_server, v3lock_pb2.DESCRIPTOR.services_by_name["Lock"], LockServicer(server),
+             max_recv)
+    register(grpc_server, v3election_pb2.DESCRIPTOR.services_by_name["Election"],
+             ElectionServicer(server), max_recv)

@@ -5,6 +5,8 @@ from pyetcd import errors
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 from pyetcd.pb.pyetcdpb.internal_pb2 import InternalRequest
 
+from pyetcd.server.maintenance_ops import check_quota
+
 from .common import unary
 
 _SORT_ORDERS = set(pb.RangeRequest.SortOrder.values())
@@ -132,6 +134,7 @@ class KVServicer:
 
     @unary
     async def Put(self, request, context):
+        check_quota(self.s, request)
         check_put(request)
         req = InternalRequest()
         req.put.CopyFrom(request)
@@ -151,6 +154,7 @@ class KVServicer:
     @unary
     async def Txn(self, request, context):
         s = self.s
+        check_quota(s, request)
         check_txn(request, s.max_txn_ops)
         check_intervals(request.success)
         check_intervals(request.failure)

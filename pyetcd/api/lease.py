@@ -11,6 +11,8 @@ from pyetcd.lease.lessor import LeaseNotFound
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 from pyetcd.pb.pyetcdpb.internal_pb2 import InternalRequest
 
+from pyetcd.server.maintenance_ops import check_quota
+
 from .common import StreamDecodeError, status_code, unary
 
 log = logging.getLogger("pyetcd.api.lease")
@@ -23,6 +25,7 @@ class LeaseServicer:
     @unary
     async def LeaseGrant(self, request, context):
         s = self.s
+        check_quota(s, request)
         req = InternalRequest()
         req.lease_grant.CopyFrom(request)
         if req.lease_grant.ID == 0:

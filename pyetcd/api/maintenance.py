@@ -1,10 +1,14 @@
-"""The Maintenance service (Status, Alarm; the rest arrives with issue 7)."""
+"""The Maintenance service: Status, Alarm, Snapshot, Hash, HashKV,
+Defragment, MoveLeader (the work is in pyetcd.server.maintenance_ops)."""
 from __future__ import annotations
 
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 from pyetcd.version import ETCD_VERSION
 
-from .common import unary
+from pyetcd import errors
+from pyetcd.server import maintenance_ops as ops
+
+from .common import require_leader, status_code, unary
 
 
 class MaintenanceServicer:
@@ -24,6 +28,7 @@ class MaintenanceServicer:
             raftAppliedIndex=s.applied_index,
             isLearner=s.is_learner(),
         )
+        resp.errors.extend(ops.errors_of(s))
         s.header(resp.header)
         return resp
 
@@ -33,6 +38,48 @@ class MaintenanceServicer:
         resp = await s.alarm(request)
         s.header(resp.header)
         return resp
+
+    @unary
+    async def Hash(self, request, context):
+        s = self.s
+        h, rev = await ops.hash_backend(s)
+        resp = pb.HashResponse(hash=h)
+        s.header(resp.header, rev)
+        return resp
+
+    @unary
+    async def HashKV(self, request, context):
+        s = self.s
+        h, compact_rev, rev = await ops.hash_kv(s, request.revision)
+        resp = pb.HashKVResponse(hash=h, compact_revision=compact_rev)
+        resp.header.revision = rev
+        s.header(resp.header)
+        return resp
+
+    @unary
+    async def Defragment(self, request, context):
+        s = self.s
+        await ops.defragment(s)
+        resp = pb.DefragmentResponse()
+        s.header(resp.header)
+        return resp
+
+    async def Snapshot(self, request, context):
+        import grpc
+        s = self.s
+        try:
+            if s.leader_id == 0 and require_leader(context):
+                raise errors.NO_LEADER()
+            async for resp in ops.snapshot_stream(s):
+                yield resp
+        except errors.EtcdError as exc:
+            await context.abort(status_code(exc.code), exc.message)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            import logging
+            logging.getLogger("pyetcd.api").exception("snapshot failed")
+            await context.abort(grpc.StatusCode.UNKNOWN, f"etcdserver: {type(exc).__name__}: {exc}")
 
     @unary
     async def MoveLeader(self, request, context):

@@ -74,6 +74,11 @@ class KVStore:
         parse = KeyValue.FromString
         for k, v in b.iterate("key"):
             r, tomb = R.from_bytes(k)
+            if not v:
+                # an empty value marks a bumped revision (etcdutl snapshot
+                # restore --bump-revision): it moves the revision, not a key
+                last_main = R.main_of(r)
+                continue
             kv = parse(v)
             index.restore(kv.key, r, tomb)
             last_main = R.main_of(r)

@@ -77,6 +77,7 @@ class Peer:
         self.wake = asyncio.Event()
         self.task: asyncio.Task | None = None
         self.active = False  # a stream is established
+        self.stopped = False
         self._url_index = 0
 
     def start(self) -> None:
@@ -100,14 +101,15 @@ class Peer:
         self._url_index += 1
         host, port = _host_port(url)
         ssl_ctx = self.t.client_ssl if url.startswith("https") else None
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, ssl=ssl_ctx,
-                                    server_hostname=host if ssl_ctx else None), DIAL_TIMEOUT)
+        async with asyncio.timeout(DIAL_TIMEOUT):  # (wait_for may swallow a cancel in 3.11)
+            reader, writer = await asyncio.open_connection(
+                host, port, ssl=ssl_ctx, server_hostname=host if ssl_ctx else None)
         hello = peer_pb2.PeerHello(cluster_id=self.t.cluster_id, to=self.id, version="pyetcd")
         setattr(hello, "from", self.t.local_id)
         write_frame(writer, hello.SerializeToString())
         await writer.drain()
-        resp = peer_pb2.PeerHelloResponse.FromString(await asyncio.wait_for(read_frame(reader), 5))
+        async with asyncio.timeout(5):
+            resp = peer_pb2.PeerHelloResponse.FromString(await read_frame(reader))
         if not resp.ok:
             writer.close()
             raise PermissionError(resp.error)
@@ -116,7 +118,7 @@ class Peer:
     async def _run(self) -> None:
         backoff = BACKOFF_MIN
         logged = False
-        while True:
+        while not self.stopped:
             try:
                 reader, writer = await self._dial()
             except asyncio.CancelledError:
@@ -191,6 +193,7 @@ class Peer:
         return dataclasses.replace(m, snapshot=dataclasses.replace(m.snapshot, data=data))
 
     async def stop(self) -> None:
+        self.stopped = True
         if self.task is not None:
             self.task.cancel()
             try:
@@ -227,6 +230,7 @@ class Transport:
         self.servers: list[asyncio.AbstractServer] = []
         self.active_since: dict[int, float] = {}
         self._conns: set[asyncio.Task] = set()
+        self._by_sender: dict[int, set[asyncio.Task]] = {}
 
     def on_active(self, member_id: int) -> None:
         self.active_since[member_id] = asyncio.get_running_loop().time()
@@ -255,6 +259,10 @@ class Transport:
         p = self.peers.pop(member_id, None)
         if p is not None:
             await p.stop()
+        # close its streams to us too: its redial is then refused as removed,
+        # which is how a removed member that missed its removal learns of it
+        for t in list(self._by_sender.get(member_id, ())):
+            t.cancel()
 
     def send(self, msgs) -> None:
         by_peer: dict[int, list[Message]] = {}
@@ -298,6 +306,7 @@ class Transport:
             await writer.drain()
             if error:
                 return
+            self._by_sender.setdefault(sender, set()).add(task)
             while True:
                 data = await read_frame(reader)
                 if self.is_removed(sender):
@@ -313,6 +322,8 @@ class Transport:
             log.exception("peer stream from %s failed", peer)
         finally:
             self._conns.discard(task)
+            for tasks in self._by_sender.values():
+                tasks.discard(task)
             writer.close()
 
     async def stop(self) -> None:

@@ -56,6 +56,32 @@ class Applier:
         self.kv = kv
         self.lessor = lessor
         self.alarms = alarms
+        # etcd's quotaApplierV3 (set by maintenance_ops.install): quota_ok(req)
+        # says whether the request fits the backend quota; on_nospace() raises
+        # the alarm.  The check is member-local, as in etcd: the write is
+        # applied everywhere, only this member's answer becomes NOSPACE.
+        self.quota_ok = None
+        self.on_nospace = None
+
+    # ---- alarms: etcd's applierV3Capped / applierV3Corrupt --------------------------------
+    def _check_alarms(self, writes: bool) -> None:
+        alarms = self.alarms
+        if alarms is None or not alarms.active:
+            return
+        if alarms.has(pb.CORRUPT):
+            raise errors.CORRUPT()
+        if writes and alarms.has(pb.NOSPACE):
+            raise errors.NO_SPACE()
+
+    def _over_quota(self, request) -> bool:
+        return self.quota_ok is not None and not self.quota_ok(request)
+
+    def _quota_result(self, over: bool, resp):
+        if over:
+            if self.on_nospace is not None:
+                self.on_nospace()
+            raise errors.NO_SPACE()
+        return resp
 
     # ---- reads ------------------------------------------------------------------------
     def range(self, r: pb.RangeRequest, txn=None) -> pb.RangeResponse:
@@ -99,6 +125,8 @@ class Applier:
     def put(self, p: pb.PutRequest, txn=None) -> pb.PutResponse:
         own = txn is None
         if own:
+            self._check_alarms(True)
+            over = self._over_quota(p)
             if p.lease and self.lessor.lookup(p.lease) is None:
                 raise errors.LEASE_NOT_FOUND()
             txn = self.kv.write()
@@ -107,7 +135,7 @@ class Applier:
         finally:
             if own:
                 txn.end()
-        return resp
+        return self._quota_result(over, resp) if own else resp
 
     def _put(self, p: pb.PutRequest, txn) -> pb.PutResponse:
         resp = pb.PutResponse()
@@ -131,6 +159,7 @@ class Applier:
     def delete_range(self, d: pb.DeleteRangeRequest, txn=None) -> pb.DeleteRangeResponse:
         own = txn is None
         if own:
+            self._check_alarms(False)
             txn = self.kv.write()
         try:
             resp = pb.DeleteRangeResponse()
@@ -145,8 +174,11 @@ class Applier:
 
     # ---- txn --------------------------------------------------------------------------
     def txn(self, rt: pb.TxnRequest) -> pb.TxnResponse:
+        writes = not _readonly(rt)
+        self._check_alarms(writes)
+        over = writes and self._over_quota(rt)
         path = self._compare_path(rt)
-        if not _readonly(rt):
+        if writes:
             self._check_path(rt, path, 0, self._check_put)
         self._check_path(rt, path, 0, self._check_range)
         txn = self.kv.write()
@@ -156,7 +188,7 @@ class Applier:
         finally:
             rev = txn.end()
         resp.header.revision = rev
-        return resp
+        return self._quota_result(over, resp)
 
     def _compare_path(self, rt: pb.TxnRequest) -> list[bool]:
         ok = all(self._compare(c) for c in rt.compare)
@@ -240,6 +272,8 @@ class Applier:
         return resp
 
     def lease_grant(self, g: pb.LeaseGrantRequest) -> pb.LeaseGrantResponse:
+        self._check_alarms(True)
+        over = self._over_quota(g)
         try:
             lease = self.lessor.grant(g.ID, g.TTL)
         except LeaseExists:
@@ -250,7 +284,7 @@ class Applier:
             raise errors.LEASE_NOT_FOUND() from None
         resp = pb.LeaseGrantResponse(ID=lease.id, TTL=lease.ttl)
         resp.header.revision = self.kv.current_rev
-        return resp
+        return self._quota_result(over, resp)
 
     def lease_revoke(self, r: pb.LeaseRevokeRequest) -> pb.LeaseRevokeResponse:
         try:

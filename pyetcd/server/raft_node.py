@@ -28,6 +28,7 @@ committed entries are applied only after the same fsync.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import heapq
 import itertools
 import json
@@ -38,6 +39,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pyetcd import errors
 from pyetcd.raft.rawnode import RawNode
 from pyetcd.raft.storage import MemoryStorage
+from pyetcd.storage.failpoints import (RAFT_AFTER_SAVE, RAFT_AFTER_SAVE_SNAP, RAFT_BEFORE_SAVE,
+                                      RAFT_BEFORE_SAVE_SNAP, RAFT_BEFORE_WAL_RELEASE, failpoint)
 from pyetcd.raft.types import (NONE, ConfChange, ConfChangeType, EntryType, Message,
                                ProposalDropped, StateType, decode_conf_change)
 
@@ -104,6 +107,19 @@ class RaftNode:
             heapq.heappush(self.applied_waiters, (index, next(self._seq), fut))
         return fut
 
+    def _save(self, hs, entries, sync: bool) -> None:
+        failpoint(RAFT_BEFORE_SAVE)
+        self.wal.save(hs, entries, sync)
+        failpoint(RAFT_AFTER_SAVE)
+
+    def _persist_snapshot(self, snap) -> None:
+        """A snapshot received from the leader: file first, then the WAL
+        marker (a restart opens the WAL at the newest snapshot it names)."""
+        failpoint(RAFT_BEFORE_SAVE_SNAP)
+        self.snapshotter.save(snap)
+        self.wal.save_snapshot(snap.metadata.index, snap.metadata.term)
+        failpoint(RAFT_AFTER_SAVE_SNAP)
+
     async def save_snapshot(self, snap) -> None:
         """Persist a snapshot taken by the server (WAL marker, snapshot file)
         and release the WAL before it."""
@@ -111,8 +127,8 @@ class RaftNode:
         await loop.run_in_executor(self._disk, self._save_snapshot_sync, snap)
 
     def _save_snapshot_sync(self, snap) -> None:
-        self.snapshotter.save(snap)
-        self.wal.save_snapshot(snap.metadata.index, snap.metadata.term)
+        self._persist_snapshot(snap)
+        failpoint(RAFT_BEFORE_WAL_RELEASE)
         self.wal.release_to(snap.metadata.index)
         self.snapshotter.purge()
 
@@ -238,10 +254,14 @@ class RaftNode:
             self.transport.send(rd.messages)
         if rd.snapshot is not None:
             await self.server.restore_from_snapshot(rd.snapshot)
-            self.storage.apply_snapshot(rd.snapshot)
+            stored = dataclasses.replace(rd.snapshot, data=b"")  # the backend holds the data
+            if self.wal is not None:
+                await asyncio.get_running_loop().run_in_executor(
+                    self._disk, self._persist_snapshot, stored)
+            self.storage.apply_snapshot(stored)
         if self.wal is not None and (rd.entries or rd.hard_state is not None):
             await asyncio.get_running_loop().run_in_executor(
-                self._disk, self.wal.save, rd.hard_state, list(rd.entries), rd.must_sync)
+                self._disk, self._save, rd.hard_state, list(rd.entries), rd.must_sync)
         if rd.entries:
             self.storage.append(rd.entries)
         if rd.hard_state is not None:

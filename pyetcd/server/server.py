@@ -25,7 +25,11 @@ from pyetcd.lease.lessor import Lessor
 from pyetcd.mvcc.kvstore import KVStore
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 from pyetcd.pb.pyetcdpb.internal_pb2 import InternalRequest
+from pyetcd.storage import wal as wal_mod
 from pyetcd.storage.backend import Backend
+from pyetcd.storage.failpoints import APPLY_BEFORE_CONSISTENT_INDEX, failpoint
+from pyetcd.storage.snap import Snapshotter
+from pyetcd.storage.wal import WAL
 
 from pyetcd.peer.transport import Transport, fetch_cluster
 from pyetcd.raft.config import Config as RaftConfig
@@ -58,6 +62,11 @@ class IDGenerator:
 
 
 
+def _expire(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_exception(errors.TIMEOUT())
+
+
 class EtcdServer:
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -75,6 +84,8 @@ class EtcdServer:
         self.member_id = 0
         self.leader_id = NONE
         self.raft: RaftNode | None = None
+        self.wal = None
+        self.snapshotter: Snapshotter | None = None
         self.transport: Transport | None = None
         self._waiters: dict[int, asyncio.Future] = {}
         self._tasks: list[asyncio.Task] = []
@@ -91,7 +102,10 @@ class EtcdServer:
         from the leader replaced it)."""
         cfg = self.cfg
         quota = cfg.quota_bytes
-        self.backend = Backend(db_path, map_size=quota + max(quota // 4, 256 * 1024**2), durable=True)
+        # the WAL makes every acknowledged write durable; LMDB commits skip the
+        # fsync and are synced when a snapshot lets the WAL be released
+        self.backend = Backend(db_path, map_size=quota + max(quota // 4, 256 * 1024**2),
+                               durable=False)
         min_ttl = -(-(3 * self.election_ticks // 2) * cfg.heartbeat_interval // 1000)
         self.lessor = Lessor(self.backend, min_ttl=max(1, min_ttl))
         self.kv = KVStore(self.backend, self.lessor)
@@ -105,15 +119,25 @@ class EtcdServer:
     async def start(self) -> None:
         cfg = self.cfg
         self.stop_event = asyncio.Event()
-        if self.cluster.members:
+        wal_dir = os.path.join(self.data_dir, "member", "wal")
+        snap_dir = os.path.join(self.data_dir, "member", "snap")
+        self.snapshotter = Snapshotter(snap_dir)
+        if wal_mod.exists(wal_dir):
+            self.wal = self._replay_wal(wal_dir)
+        elif self.cluster.members:
+            # a data dir written by a restore tool (or before the WAL existed):
+            # the backend holds everything; start a WAL at its applied index
             self.member_id = self._find_self_in_backend()
             restart(self.cluster, self.storage, self.applied_index, self.term)
-            log.info("restarting member %x in cluster %x at applied index %d",
+            self.wal = self._create_wal(wal_dir)
+            log.info("restarting member %x in cluster %x at applied index %d (new WAL)",
                      self.member_id, self.cluster.cluster_id, self.applied_index)
         elif cfg.initial_cluster_state == "existing":
             await self._join_existing()
+            self.wal = self._create_wal(wal_dir)
         else:
             self.member_id = bootstrap_new(cfg, self.cluster, self.storage)
+            self.wal = self._create_wal(wal_dir)
             log.info("starting member %x in new cluster %x", self.member_id, self.cluster.cluster_id)
         self.idgen = IDGenerator(self.member_id, int(time.time() * 1000))
         self.backend.put("meta", b"local_member_id", _U64.pack(self.member_id))
@@ -139,13 +163,54 @@ class EtcdServer:
             self.transport.add_peer(m.id, m.peer_urls)
         gc.collect()
         gc.freeze()  # the restored index is long-lived: keep it out of collections
-        self.raft = RaftNode(self, node, self.storage, self.transport,
+        self.raft = RaftNode(self, node, self.storage, self.transport, wal=self.wal,
                              tick_seconds=cfg.heartbeat_interval / 1000.0)
+        self.raft.snapshotter = self.snapshotter
         self.raft.start()
         if self.cluster.voters() == [self.member_id]:
             node.campaign()  # a single member need not wait an election timeout
             self.raft.receive([])
         self._tasks.append(asyncio.get_running_loop().create_task(self._publish()))
+
+    def _wal_metadata(self) -> bytes:
+        return _U64.pack(self.member_id) + _U64.pack(self.cluster.cluster_id)
+
+    def _create_wal(self, wal_dir: str):
+        """A new WAL that starts where the Raft storage starts: its snapshot
+        (file + marker) and hard state are persisted before anything else."""
+        w = WAL.create(wal_dir, self._wal_metadata())
+        snap = self.storage.snapshot()
+        if snap.metadata.index:
+            self.snapshotter.save(snap)
+            w.save_snapshot(snap.metadata.index, snap.metadata.term)
+        hs, _ = self.storage.initial_state()
+        if hs.term or hs.commit:
+            w.save(hs, [], True)
+        return w
+
+    def _replay_wal(self, wal_dir: str):
+        """Restart: the newest snapshot the WAL can open at, then every entry
+        and the hard state after it.  The backend's consistent index decides
+        which committed entries still need applying."""
+        allowed = WAL.valid_snapshot_entries(wal_dir)
+        snap = self.snapshotter.load_newest(allowed=allowed)
+        si, st = (snap.metadata.index, snap.metadata.term) if snap else (0, 0)
+        w = WAL.open(wal_dir, si, st)
+        metadata, hs, entries = w.read_all()
+        self.member_id = _U64.unpack(metadata[:8])[0]
+        if not self.cluster.cluster_id:
+            self.cluster.set_cluster_id(_U64.unpack(metadata[8:16])[0])
+        if snap is not None:
+            self.storage.apply_snapshot(snap)
+            self._snap_index = max(self._snap_index, si)
+        if entries:
+            self.storage.append(entries)
+        self.storage.set_hard_state(hs)
+        self.term = max(self.term, hs.term)
+        log.info("restarting member %x in cluster %x: WAL replayed (snapshot %d, %d entries, "
+                 "commit %d, applied %d)", self.member_id, self.cluster.cluster_id, si,
+                 len(entries), hs.commit, self.applied_index)
+        return w
 
     def _find_self_in_backend(self) -> int:
         mine = sorted(self.cfg.initial_advertise_peer_urls)
@@ -177,10 +242,13 @@ class EtcdServer:
         self.stopped = True
         for t in self._tasks:
             t.cancel()
+        log.debug("stopping: raft")
         if self.raft is not None:
             await self.raft.stop()
+        log.debug("stopping: transport")
         if self.transport is not None:
             await self.transport.stop()
+        log.debug("stopping: backend")
         while self._backend_inflight:
             await asyncio.sleep(0.01)
         for fut in self._waiters.values():
@@ -231,11 +299,13 @@ class EtcdServer:
         return result
 
     async def _wait(self, rid: int, fut: asyncio.Future):
+        # a timer on the future itself: cheaper than wait_for's task per request
+        timer = asyncio.get_running_loop().call_later(self.request_timeout, _expire, fut)
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), self.request_timeout)
-        except asyncio.TimeoutError:
+            return await fut
+        finally:
+            timer.cancel()
             self._waiters.pop(rid, None)
-            raise errors.TIMEOUT() from None
 
     def next_lease_id(self) -> int:
         return self.idgen.next() & ((1 << 63) - 1)
@@ -261,6 +331,7 @@ class EtcdServer:
                 result = exc
             results.append((req.header.ID, result))
         if last_index > self.applied_index:
+            failpoint(APPLY_BEFORE_CONSISTENT_INDEX)
             self.kv.set_consistent_index(last_index, last_term)
             self.applied_index = last_index
         self._commit_backend(results)

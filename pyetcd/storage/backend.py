@@ -33,6 +33,8 @@ from typing import Callable, Iterator
 
 import lmdb
 
+from .failpoints import BACKEND_AFTER_COMMIT, BACKEND_BEFORE_COMMIT, failpoint
+
 BUCKETS = (
     "key", "meta", "lease", "members", "members_removed", "cluster", "alarm",
     "auth", "authUsers", "authRoles",
@@ -52,11 +54,11 @@ class Backend:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         self.path = path
         self.durable = durable
-        self.env = lmdb.open(
-            path, map_size=map_size, subdir=False, max_dbs=len(BUCKETS) + 2,
-            sync=durable, metasync=durable, readahead=False, lock=True, max_readers=256,
-        )
-        self.dbs = {name: self.env.open_db(name.encode()) for name in BUCKETS}
+        self.map_size = map_size
+        self._open_env()
+        # held by the writer around each LMDB write transaction; defrag holds
+        # it across its copy and swap so no commit lands in between
+        self._write_lock = threading.Lock()
         # (bucket, key) -> value (or _DELETED) applied but not yet in LMDB
         self._pending: dict[tuple[str, bytes], bytes | None] = {}
         # ops not yet handed to the writer: (bucket, key, value-or-None) or a job
@@ -67,6 +69,14 @@ class Backend:
         self.failed: BaseException | None = None
         self._thread = threading.Thread(target=self._writer, name="backend-writer", daemon=True)
         self._thread.start()
+
+    def _open_env(self) -> None:
+        self.env = lmdb.open(
+            self.path, map_size=self.map_size, subdir=False, max_dbs=len(BUCKETS) + 2,
+            sync=self.durable, metasync=self.durable, readahead=False, lock=True,
+            max_readers=256,
+        )
+        self.dbs = {name: self.env.open_db(name.encode()) for name in BUCKETS}
 
     # ---- writes (event-loop thread) -------------------------------------------------
     def put(self, bucket: str, key: bytes, value: bytes) -> None:
@@ -136,6 +146,38 @@ class Backend:
                     break
                 yield k, v
 
+    def range_key_bucket(self, start: bytes, end: bytes, limit: int = 0) -> list[tuple[bytes, bytes]]:
+        """Items of the ``key`` bucket with start <= k < end in key order, the
+        pending (applied, not yet committed) changes merged over LMDB's: a
+        pending value replaces the committed one, a pending delete hides it.
+        At most ``limit`` items (0: all).  Event-loop thread, like :meth:`get`."""
+        pend = sorted((k[1], v) for k, v in self._pending.items()
+                      if k[0] == "key" and start <= k[1] < end)
+        out: list[tuple[bytes, bytes]] = []
+        i, n = 0, len(pend)
+        with self.env.begin(db=self.dbs["key"], buffers=False) as t:
+            cur = t.cursor()
+            more = cur.set_range(start)
+            while more or i < n:
+                if limit and len(out) >= limit:
+                    break
+                ck = cur.key() if more else None
+                if ck is not None and ck >= end:
+                    more, ck = False, None
+                if ck is None and i >= n:
+                    break
+                if i < n and (ck is None or pend[i][0] <= ck):
+                    pk, pv = pend[i]
+                    i += 1
+                    if ck == pk:
+                        more = cur.next()
+                    if pv is not None:
+                        out.append((pk, pv))
+                else:
+                    out.append((ck, cur.value()))
+                    more = cur.next()
+        return out
+
     # ---- writer thread --------------------------------------------------------------
     def _writer(self) -> None:
         while True:
@@ -147,7 +189,8 @@ class Backend:
                 batch = list(self._queue)
                 self._queue.clear()
             try:
-                results = self._write_batch(batch)
+                with self._write_lock:
+                    results = self._write_batch(batch)
             except BaseException as exc:  # noqa: BLE001 - reported to every waiter
                 self.failed = exc
                 for _, fut in batch:
@@ -160,23 +203,98 @@ class Backend:
         results = []
         dbs = self.dbs
         with self.env.begin(write=True) as txn:
-            wt = WriteTxn(txn, dbs)
-            for ops, _ in batch:
-                res = []
-                for op in ops:
-                    if isinstance(op, tuple):
-                        bucket, key, value = op
-                        if value is _DELETED:
-                            txn.delete(key, db=dbs[bucket])
-                        else:
-                            txn.put(key, value, db=dbs[bucket])
-                    else:
-                        res.append(op(wt))
-                results.append(res)
+            self._fill(txn, dbs, batch, results)
+            failpoint(BACKEND_BEFORE_COMMIT)
+        failpoint(BACKEND_AFTER_COMMIT)
         return results
+
+    @staticmethod
+    def _fill(txn, dbs, batch, results) -> None:
+        wt = WriteTxn(txn, dbs)
+        for ops, _ in batch:
+            res = []
+            for op in ops:
+                if isinstance(op, tuple):
+                    bucket, key, value = op
+                    if value is _DELETED:
+                        txn.delete(key, db=dbs[bucket])
+                    else:
+                        txn.put(key, value, db=dbs[bucket])
+                else:
+                    res.append(op(wt))
+            results.append(res)
 
     def sync(self) -> None:
         self.env.sync(True)
+
+    # ---- export and defragmentation ---------------------------------------------------
+    def export(self, skip=None) -> dict[bytes, list[tuple[bytes, bytes]]]:
+        """Every bucket's committed items from ONE read transaction (a
+        consistent view), as {bucket name: [(key, value)]}; ``skip(bucket,
+        key)`` drops entries.  Safe from a worker thread."""
+        out: dict[bytes, list[tuple[bytes, bytes]]] = {}
+        with self.env.begin(buffers=False) as t:
+            for name in BUCKETS:
+                items = []
+                for k, v in t.cursor(db=self.dbs[name]):
+                    if skip is None or not skip(name, k):
+                        items.append((k, v))
+                out[name.encode()] = items
+        return out
+
+    def export_bucket(self, bucket: str, end: bytes | None = None) -> list[tuple[bytes, bytes]]:
+        """Committed items of one bucket below ``end``, from one read txn."""
+        out = []
+        with self.env.begin(db=self.dbs[bucket], buffers=False) as t:
+            for k, v in t.cursor():
+                if end is not None and k >= end:
+                    break
+                out.append((k, v))
+        return out
+
+    def defrag_copy(self) -> str:
+        """Stop the writer (after its current transaction) and write a
+        compacted copy of the database next to it; returns the copy's path.
+        Worker thread.  Must be followed by :meth:`defrag_swap` (or
+        :meth:`defrag_abort`), which resumes the writer."""
+        self._write_lock.acquire()
+        tmp = self.path + ".defrag"
+        try:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            self.env.copy(tmp, compact=True)
+        except BaseException:
+            self._write_lock.release()
+            raise
+        return tmp
+
+    def defrag_abort(self, tmp: str) -> None:
+        try:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        finally:
+            self._write_lock.release()
+
+    def defrag_swap(self, tmp: str) -> None:
+        """Replace the database with the compacted copy and reopen it; call
+        on the thread that does the reads (the event loop) so no reader sees
+        the swap, then the writer resumes."""
+        try:
+            self.env.close()
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+            lock = self.path + "-lock"
+            if os.path.exists(lock):
+                os.remove(lock)
+            dfd = os.open(os.path.dirname(self.path), os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+            self._open_env()
+        finally:
+            self._write_lock.release()
 
     def snapshot_bytes(self) -> bytes:
         """A consistent copy of the committed database (what a lagging member

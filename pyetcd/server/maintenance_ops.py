@@ -1,0 +1,325 @@
+"""Maintenance operations on a running member: snapshot export, hashes,
+defragmentation and the backend quota (etcd's ``maintenance.go``,
+``mvcc/hash.go``, ``backend.Defrag`` and ``quota.go``).
+
+Everything here takes the :class:`~pyetcd.server.server.EtcdServer` and works
+on its backend; the gRPC layer (api/maintenance.py, api/kv.py, api/lease.py)
+calls in.  Hash, snapshot and defrag are local to the member (not proposed),
+as in etcd; only the NOSPACE alarm travels through the log.
+
+- Snapshot: every pending change is committed, then one LMDB read
+  transaction is exported as an etcd bbolt file (all of etcd's buckets, with
+  meta/consistent_index and term) followed by its sha256, written to a
+  temporary file in a worker thread and streamed from there.
+- HashKV: crc32c (Castagnoli) of the bucket name ``key`` then every
+  (revision key, value) of the key bucket up to the revision, skipping the
+  revisions below the compaction that a compaction at that revision would not
+  keep: the same data gives the same value on every member and in real etcd.
+- Hash: crc32c over every bucket (name, then keys and values) except
+  meta/consistent_index and meta/term (etcd's DefaultIgnores) and pyetcd's
+  member-local meta/local_member_id.
+- Defragment: the writer is paused after its current transaction, LMDB
+  writes a compacted copy, the copy replaces the file on the event loop and
+  the writer resumes; requests that commit meanwhile wait.
+- Quota (etcd's backendQuota): a Put, Txn or LeaseGrant whose cost would take
+  the database over ``--quota-backend-bytes`` is refused with ``database
+  space exceeded`` and the member proposes a NOSPACE alarm; once the alarm is
+  applied every member refuses writes (the capped applier in apply.py) until
+  ``alarm disarm``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import tempfile
+import time
+
+from pyetcd import errors
+from pyetcd.mvcc import revision as R
+from pyetcd.mvcc.kvstore import CompactedError, FutureRevError
+from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
+from pyetcd.pb.pyetcdpb.internal_pb2 import InternalRequest
+from pyetcd.storage.etcd_snapshot import crc32c, write_snapshot
+
+log = logging.getLogger("pyetcd.maintenance")
+
+SNAPSHOT_CHUNK = 256 * 1024  # etcd sends 32 KiB; larger chunks cost Python less
+
+# etcd's quota.go cost model
+KV_OVERHEAD = 256
+LEASE_OVERHEAD = 64
+
+
+def _skip_local(bucket: str, key: bytes) -> bool:
+    """Member-local entries that are not part of the replicated state."""
+    return bucket == "meta" and key == b"local_member_id"
+
+
+def _skip_hash(bucket: str, key: bytes) -> bool:
+    return bucket == "meta" and key in (b"consistent_index", b"term", b"local_member_id")
+
+
+def _lock(server) -> asyncio.Lock:
+    lk = getattr(server, "_maintenance_lock", None)
+    if lk is None:
+        lk = server._maintenance_lock = asyncio.Lock()
+    return lk
+
+
+async def flush_backend(server) -> None:
+    """Commit everything applied so far to LMDB."""
+    ops, _ = await server.backend.commit_async()
+    server.backend.release(ops)
+
+
+# --------------------------------------------------------------------------- snapshot
+
+
+async def snapshot_to_file(server, directory: str | None = None) -> tuple[str, int]:
+    """Export the backend as an etcd snapshot file (bbolt + sha256) in a
+    temporary file; returns (path, size of the bbolt part).  The caller
+    removes the file."""
+    async with _lock(server):
+        await flush_backend(server)
+        backend = server.backend
+        d = directory or os.path.dirname(backend.path)
+        fd, path = tempfile.mkstemp(prefix="snapshot-", suffix=".db.part", dir=d)
+        os.close(fd)
+
+        def work() -> int:
+            buckets = backend.export(skip=_skip_local)
+            with open(path, "wb") as f:
+                return write_snapshot(f, buckets)
+
+        loop = asyncio.get_running_loop()
+        try:
+            total = await loop.run_in_executor(None, work)
+        except BaseException:
+            os.remove(path)
+            raise
+        return path, total - 32
+
+
+async def snapshot_stream(server):
+    """Yield SnapshotResponses as etcd's maintenance server does: chunks of
+    the database with remaining_bytes counting down, then one message with
+    the sha256 (remaining_bytes 0)."""
+    start = time.monotonic()
+    path, total = await snapshot_to_file(server)
+    log.info("sending database snapshot to client; total-bytes=%d size=%s", total,
+             _human(total))
+    loop = asyncio.get_running_loop()
+    try:
+        f = open(path, "rb")
+        try:
+            sent = 0
+            while sent < total:
+                n = min(SNAPSHOT_CHUNK, total - sent)
+                blob = await loop.run_in_executor(None, f.read, n)
+                if len(blob) != n:
+                    raise errors.EtcdError("Unknown", "etcdserver: snapshot file truncated")
+                sent += n
+                resp = pb.SnapshotResponse(remaining_bytes=total - sent, blob=blob)
+                server.header(resp.header)
+                yield resp
+            sha = f.read(32)
+            resp = pb.SnapshotResponse(remaining_bytes=0, blob=sha)
+            server.header(resp.header)
+            yield resp
+        finally:
+            f.close()
+    finally:
+        os.remove(path)
+    log.info("sent database snapshot to client; total-bytes=%d took=%.3fs", total,
+             time.monotonic() - start)
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000.0
+    return str(n)
+
+
+# --------------------------------------------------------------------------- hashes
+
+
+def kv_hash(items, compact_rev: int, rev: int, keep: set[int]) -> int:
+    """etcd's kvHasher over (revision key, value) pairs of the key bucket."""
+    h = crc32c(b"key")
+    upper = R.rev(rev + 1)
+    lower = R.rev(compact_rev + 1) if compact_rev >= -1 else 0
+    buf = bytearray()
+    for k, v in items:
+        r, tomb = R.from_bytes(k)
+        if r >= upper:
+            continue
+        if r < lower and keep and r not in keep:
+            continue
+        if tomb and R.main_of(r) == compact_rev:
+            continue
+        buf += k
+        buf += v
+        if len(buf) > 1 << 20:
+            h = crc32c(buf, h)
+            buf = bytearray()
+    return crc32c(buf, h) if buf else h
+
+
+async def hash_kv(server, rev: int) -> tuple[int, int, int]:
+    """(hash, compact revision, current revision) as etcd's HashByRev."""
+    kv = server.kv
+    compact_rev, current = kv.compact_main_rev, kv.current_rev
+    if 0 < rev < compact_rev:
+        raise errors.COMPACTED()
+    if rev > 0 and rev > current:
+        raise errors.FUTURE_REV()
+    if rev == 0:
+        rev = current
+    keep = kv.index.keep(rev)
+    async with _lock(server):
+        await flush_backend(server)
+        backend = server.backend
+        end = R.main_bytes(rev + 1)
+
+        def work() -> int:
+            items = [kv for kv in backend.export_bucket("key", end)]
+            return kv_hash(items, compact_rev, rev, keep)
+
+        h = await asyncio.get_running_loop().run_in_executor(None, work)
+    return h, compact_rev, current
+
+
+async def hash_backend(server) -> tuple[int, int]:
+    """(hash of the whole backend, current revision) as etcd's Hash RPC."""
+    async with _lock(server):
+        await flush_backend(server)
+        rev = server.kv.current_rev
+        backend = server.backend
+
+        def work() -> int:
+            data = backend.export(skip=_skip_hash)
+            h = 0
+            for name in sorted(data):
+                h = crc32c(name, h)
+                buf = bytearray()
+                for k, v in data[name]:
+                    buf += k
+                    buf += v
+                h = crc32c(buf, h)
+            return h
+
+        return await asyncio.get_running_loop().run_in_executor(None, work), rev
+
+
+# --------------------------------------------------------------------------- defrag
+
+
+async def defragment(server) -> tuple[int, int]:
+    """Rewrite the backend compactly; returns (size before, size after)."""
+    async with _lock(server):
+        backend = server.backend
+        await flush_backend(server)
+        before, in_use = backend.size(), backend.size_in_use()
+        log.info("defragmenting; path=%s current-db-size-bytes=%d current-db-size-in-use-bytes=%d",
+                 backend.path, before, in_use)
+        start = time.monotonic()
+        loop = asyncio.get_running_loop()
+        tmp = await loop.run_in_executor(None, backend.defrag_copy)
+        try:
+            backend.defrag_swap(tmp)   # on the loop: no reader sees the swap
+        except BaseException:
+            log.exception("defragmentation failed")
+            raise
+        after = backend.size()
+        log.info("finished defragmenting directory; path=%s current-db-size-bytes-diff=%d "
+                 "current-db-size-bytes=%d current-db-size=%s took=%.3fs", backend.path,
+                 after - before, after, _human(after), time.monotonic() - start)
+        return before, after
+
+
+# --------------------------------------------------------------------------- quota
+
+
+def quota_bytes(server) -> int:
+    return server.cfg.quota_bytes
+
+
+def cost(request) -> int:
+    """etcd's quota cost of a request (quota.go)."""
+    if isinstance(request, pb.PutRequest):
+        return KV_OVERHEAD + len(request.key) + len(request.value)
+    if isinstance(request, pb.TxnRequest):
+        def side(ops):
+            return sum(KV_OVERHEAD + (len(op.request_put.key) + len(op.request_put.value)
+                                      if op.WhichOneof("request") == "request_put" else 0)
+                       for op in ops)
+        return max(side(request.success), side(request.failure))
+    if isinstance(request, pb.LeaseGrantRequest):
+        return LEASE_OVERHEAD
+    return 0
+
+
+def available(server, request) -> bool:
+    return server.backend.size() + cost(request) < quota_bytes(server)
+
+
+def _raise_alarm(server) -> None:
+    if getattr(server, "_nospace_raising", False) or server.alarms.has(pb.NOSPACE):
+        return
+    server._nospace_raising = True
+
+    async def go():
+        try:
+            req = InternalRequest()
+            req.alarm.CopyFrom(pb.AlarmRequest(action=pb.AlarmRequest.ACTIVATE,
+                                               memberID=server.member_id, alarm=pb.NOSPACE))
+            await server.propose(req)
+        except errors.EtcdError as exc:
+            log.warning("failed to raise the NOSPACE alarm: %s", exc.message)
+        finally:
+            server._nospace_raising = False
+
+    log.warning("database space exceeded; raising alarm; quota-size-bytes=%d current-db-size-bytes=%d",
+                quota_bytes(server), server.backend.size())
+    asyncio.get_running_loop().create_task(go())
+
+
+def check_quota(server, request) -> None:
+    """etcd's quotaKVServer / quotaLeaseServer check, before proposing."""
+    if available(server, request):
+        return
+    _raise_alarm(server)
+    raise errors.NO_SPACE()
+
+
+def _install_applier(server) -> None:
+    """Give the applier etcd's quotaApplierV3 behaviour: a write that took the
+    backend over the quota is applied but answered with NOSPACE, and the
+    member raises the alarm."""
+    applier = server.applier
+    applier.quota_ok = lambda request: available(server, request)
+    applier.on_nospace = lambda: _raise_alarm(server)
+
+
+def install(server) -> None:
+    """Wire the quota into the server's applier (again after a snapshot from
+    the leader replaced the state)."""
+    _install_applier(server)
+    server.state_hooks.append(lambda: _install_applier(server))
+
+
+def errors_of(server) -> list[str]:
+    """Status.errors: one line per active alarm, as etcd (gogo text form)."""
+    return [f"memberID:{m.memberID} alarm:{pb.AlarmType.Name(m.alarm)} "
+            for m in server.alarms.get()]
+
+
+def map_mvcc_error(exc: Exception) -> errors.EtcdError:
+    if isinstance(exc, CompactedError):
+        return errors.COMPACTED()
+    if isinstance(exc, FutureRevError):
+        return errors.FUTURE_REV()
+    raise exc

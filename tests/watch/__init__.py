@@ -1,0 +1,1 @@
+"""Watch, lock, election and lease-shape tests."""
