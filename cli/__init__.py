@@ -1,3 +1,3 @@
-"""pyetcdctl: the companion ctl (etcdctl's commands).  Imports only
-pyetcd.client and pyetcd.pb (plus the storage layer for offline snapshot
-tools).  Its commands arrive with the snapshot and maintenance issue."""
+"""pyetcdctl: the companion ctl (etcdctl's commands and output formats).
+Imports only pyetcd.client and pyetcd.pb, plus the storage layer for the
+offline snapshot tools (status, restore)."""

@@ -81,6 +81,8 @@ def listen_address(url: str) -> str:
 async def serve(cfg: Config) -> int:
     from pyetcd.api import register_services
     from pyetcd.server.bootstrap import BootstrapError
+    from pyetcd.storage.snap import SnapshotError
+    from pyetcd.storage.wal import WALError
     from pyetcd.server.server import EtcdServer
 
     from pyetcd.server import compactor, maintenance_ops
@@ -97,7 +99,7 @@ async def serve(cfg: Config) -> int:
             grpc_server.add_insecure_port(listen_address(url))
     try:
         await server.start()
-    except BootstrapError as exc:
+    except (BootstrapError, WALError, SnapshotError) as exc:
         log.critical("cannot start member: %s", exc)
         await server.stop()
         return 1

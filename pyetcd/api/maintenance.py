@@ -28,6 +28,8 @@ class MaintenanceServicer:
             raftAppliedIndex=s.applied_index,
             isLearner=s.is_learner(),
         )
+        if s.leader_id == 0:
+            resp.errors.append(errors.NO_LEADER.message)
         resp.errors.extend(ops.errors_of(s))
         s.header(resp.header)
         return resp

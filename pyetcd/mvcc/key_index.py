@@ -116,9 +116,11 @@ class KeyIndex:
         upper = _upper(at_main)
         gi = 0
         # the first generation that contains at_main or was created after it
+        # (one whose tombstone is exactly at at_main counts: see below)
+        low = at_main << SUB_BITS
         while gi < len(gens) - 1:
             g = gens[gi]
-            if g.revs[-1] >= upper:
+            if g.revs[-1] >= low:
                 break
             gi += 1
         g = gens[gi]
@@ -131,8 +133,11 @@ class KeyIndex:
         if g.revs:
             if idx != -1:
                 del g.revs[:idx]
-            if len(g.revs) == 1 and gi != len(gens) - 1:
-                keep.discard(g.revs[0])  # a lone tombstone is not kept
+            if len(g.revs) == 1 and gi != len(gens) - 1 and g.revs[0] >> SUB_BITS != at_main:
+                # a lone tombstone leaves the index and the backend, unless it
+                # is at the compaction revision itself: a watch from that
+                # revision must still see the delete (etcd #18089, fixed as in #18274)
+                keep.discard(g.revs[0])
                 gi += 1
         if gi:
             del gens[:gi]
@@ -182,13 +187,25 @@ class TreeIndex:
         ki.tombstone(r)
         return True
 
-    def restore(self, key: bytes, r: int, tombstone: bool) -> None:
-        """Replay one key-bucket record in revision order (start-up)."""
+    def restore(self, key: bytes, r: int, tombstone: bool, created_main: int = 0,
+                version: int = 0) -> None:
+        """Replay one key-bucket record in revision order (start-up).  The
+        first record seen of a key may follow a compaction that removed its
+        earlier revisions, so its generation is rebuilt from the record's
+        create revision and version, as etcd's keyIndex.restore does."""
         ki = self._map.get(key)
         if ki is None:
+            if tombstone:
+                return
             ki = KeyIndex(key)
             self._map[key] = ki
             self._keys.add(key)
+            g = ki.generations[-1]
+            g.created = created_main << SUB_BITS
+            g.ver = version
+            g.revs.append(r)
+            ki.modified = r
+            return
         if tombstone:
             if ki.alive():
                 ki.tombstone(r)

@@ -80,7 +80,7 @@ class KVStore:
                 last_main = R.main_of(r)
                 continue
             kv = parse(v)
-            index.restore(kv.key, r, tomb)
+            index.restore(kv.key, r, tomb, kv.create_revision, kv.version)
             last_main = R.main_of(r)
             if tomb:
                 leased.pop(kv.key, None)

@@ -218,7 +218,13 @@ async def hash_backend(server) -> tuple[int, int]:
 
 
 async def defragment(server) -> tuple[int, int]:
-    """Rewrite the backend compactly; returns (size before, size after)."""
+    """Rewrite the backend compactly; returns (size before, size after).
+    A cancelled caller (client gone) does not cancel the defragmentation:
+    the writer must be resumed whatever happens."""
+    return await asyncio.shield(asyncio.ensure_future(_defragment(server)))
+
+
+async def _defragment(server) -> tuple[int, int]:
     async with _lock(server):
         backend = server.backend
         await flush_backend(server)

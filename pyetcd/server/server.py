@@ -145,9 +145,14 @@ class EtcdServer:
         self.backend.release(ops)
         hs, _ = self.storage.initial_state()
         self.term = max(self.term, hs.term)
+        applied = max(min(self.applied_index, hs.commit), self.storage.first_index() - 1)
+        if self.applied_index > hs.commit:
+            log.warning("the backend has applied index %d beyond the WAL's commit %d: the WAL "
+                        "lost synced data; entries up to %d are taken from the backend",
+                        self.applied_index, hs.commit, self.applied_index)
         rcfg = RaftConfig(id=self.member_id, election_tick=self.election_ticks, heartbeat_tick=1,
                           pre_vote=cfg.pre_vote, check_quorum=True,
-                          applied=self.applied_index or self.storage.first_index() - 1,
+                          applied=applied,
                           max_size_per_msg=1024 * 1024, max_inflight_msgs=512)
         node = RawNode(rcfg, self.storage)
         self.transport = Transport(

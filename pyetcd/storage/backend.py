@@ -59,6 +59,9 @@ class Backend:
         # held by the writer around each LMDB write transaction; defrag holds
         # it across its copy and swap so no commit lands in between
         self._write_lock = threading.Lock()
+        # held by other threads that read the environment for long (snapshot
+        # copies) so defrag never closes it under them
+        self._env_users = threading.Lock()
         # (bucket, key) -> value (or _DELETED) applied but not yet in LMDB
         self._pending: dict[tuple[str, bytes], bytes | None] = {}
         # ops not yet handed to the writer: (bucket, key, value-or-None) or a job
@@ -258,12 +261,14 @@ class Backend:
         Worker thread.  Must be followed by :meth:`defrag_swap` (or
         :meth:`defrag_abort`), which resumes the writer."""
         self._write_lock.acquire()
+        self._env_users.acquire()
         tmp = self.path + ".defrag"
         try:
             if os.path.exists(tmp):
                 os.remove(tmp)
             self.env.copy(tmp, compact=True)
         except BaseException:
+            self._env_users.release()
             self._write_lock.release()
             raise
         return tmp
@@ -273,6 +278,7 @@ class Backend:
             if os.path.exists(tmp):
                 os.remove(tmp)
         finally:
+            self._env_users.release()
             self._write_lock.release()
 
     def defrag_swap(self, tmp: str) -> None:
@@ -294,6 +300,7 @@ class Backend:
                 os.close(dfd)
             self._open_env()
         finally:
+            self._env_users.release()
             self._write_lock.release()
 
     def snapshot_bytes(self) -> bytes:
@@ -302,7 +309,8 @@ class Backend:
         import tempfile
         with tempfile.TemporaryDirectory(dir=os.path.dirname(self.path)) as d:
             path = os.path.join(d, "snap.db")
-            self.env.copy(path, compact=True)
+            with self._env_users:
+                self.env.copy(path, compact=True)
             with open(path, "rb") as f:
                 return f.read()
 

@@ -4,6 +4,7 @@ and cluster ids and raft term zeroed)."""
 from __future__ import annotations
 
 import queue
+import re
 import threading
 import time
 
@@ -80,8 +81,8 @@ def lock_election_session(endpoint):
         try:
             for r in obs:
                 got.append((r.header.revision, r.kv.key, r.kv.value))
-        except grpc.RpcError as exc:
-            got.append(exc.code().name)
+        except grpc.RpcError:
+            pass  # the deadline: etcd's own status races the client's (UNKNOWN or DEADLINE_EXCEEDED)
     t = threading.Thread(target=consume)
     t.start()
     time.sleep(0.3)
@@ -117,7 +118,6 @@ def watch_session(endpoint):
         pb.WatchRequest(create_request=C(key=b"w1", watch_id=7, filters=[C.NOPUT])),
         pb.WatchRequest(create_request=C(key=b"w1", watch_id=7)),
         pb.WatchRequest(create_request=C(key=b"b", range_end=b"a")),
-        pb.WatchRequest(create_request=C(key=b"w1", start_revision=-1)),
         pb.WatchRequest(create_request=C(key=b"", range_end=b"\x00", start_revision=100)),
         pb.WatchRequest(cancel_request=pb.WatchCancelRequest(watch_id=42)),
     ]
@@ -137,15 +137,35 @@ def watch_session(endpoint):
     kv.Put(pb.PutRequest(key=b"w1", value=b"live"))
     kv.DeleteRange(pb.DeleteRangeRequest(key=b"w", range_end=b"x"))
     time.sleep(0.3)
+    # etcd 3.5.1 answers a progress request at once; later 3.5 releases (and
+    # pyetcd) only when every watcher is synced and past its start revision,
+    # so the future watcher goes first
+    reqs.put(pb.WatchRequest(cancel_request=pb.WatchCancelRequest(watch_id=2)))
+    time.sleep(0.15)
     reqs.put(pb.WatchRequest(progress_request=pb.WatchProgressRequest()))
     time.sleep(0.3)
     reqs.put(pb.WatchRequest(cancel_request=pb.WatchCancelRequest(watch_id=1)))
     time.sleep(0.3)
     reqs.put(None)
     t.join()
-    out.extend(responses)
+    # per watch id in order (etcd orders different watchers' responses of one
+    # revision by Go map iteration, which is random)
+    by_id: dict = {}
+    for r in responses:
+        m = re.search(r"watch_id: (-?\d+)", r)
+        by_id.setdefault(m.group(1) if m else "0" if r.startswith("header") else r, []).append(r)
+    out.extend(sorted(by_id.items()))
     ch.close()
     return out
+
+
+def test_negative_start_revision_is_cancelled_as_compacted(pyetcd):
+    """Later etcd 3.5 releases (not 3.5.1) answer created+canceled, id -1."""
+    with grpc.insecure_channel(pyetcd.endpoint) as ch:
+        req = pb.WatchRequest(create_request=pb.WatchCreateRequest(key=b"k", start_revision=-1))
+        first = next(rpcg.WatchStub(ch).Watch(iter([req]), timeout=3))
+    assert (first.watch_id, first.created, first.canceled, first.cancel_reason) == (
+        -1, True, True, "etcdserver: mvcc: required revision has been compacted")
 
 
 @pytest.mark.conformance

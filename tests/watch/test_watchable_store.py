@@ -130,9 +130,9 @@ def test_compacted_start_revision_is_cancelled(store):
     assert [e[2] for r in got if r.watch_id == 1 for e in evs([r])] == [5, 6, 7]
 
 
-@pytest.mark.xfail(strict=True, reason="pyetcd/mvcc/key_index.py drops the tombstone at the "
-                   "compaction revision from the backend (etcd #18089; etcd #18274 keeps it)")
 def test_delete_at_compaction_revision_is_delivered(store):
+    """etcd #18089, fixed as in #18274: the tombstone at the compaction
+    revision stays in the backend."""
     put(store, (b"k", b"1"))
     put(store, (b"k", b"2"))
     rev = delete(store, b"k")
@@ -334,11 +334,6 @@ def _check_watcher(kv, history, resps, key, end, first, filt, cancelled, compact
     drop = Event.PUT if filt == "noput" else Event.DELETE if filt == "nodel" else None
     want = [(rev, t, k, data) for rev in range(first, last + 1) for t, k, data in history.get(rev, [])
             if _matches(key, end, k) and t != drop]
-    # KNOWN GAP (etcd #18089, as in etcd 3.5.1): compaction drops a tombstone
-    # at exactly the compaction revision, so a watcher starting there may miss
-    # that delete; see test_delete_at_compaction_revision_is_delivered
-    have = set(events)
-    want = [e for e in want if not (e[1] == Event.DELETE and e[0] in compactions and e not in have)]
     if cancelled is not None or compacted:
         assert events == want[:len(events)]  # a prefix: nothing skipped before the end
     else:

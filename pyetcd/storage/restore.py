@@ -1,0 +1,157 @@
+"""Offline snapshot restore: an etcd snapshot file (bbolt + sha256, made by
+pyetcd or by real etcd) -> a pyetcd data dir for a NEW cluster.
+
+What etcd's ``snapshot restore`` (etcdutl/snapshot/v3_snapshot.go) does, on
+pyetcd's layout (``<data-dir>/member/snap/db``, an LMDB backend):
+
+- the sha256 trailer is checked unless ``skip_hash_check`` (a file without one
+  needs ``skip_hash_check``);
+- every bucket is copied except ``members`` and ``members_removed``, which
+  get the new member list (ids from peer URLs + cluster token, cluster id from
+  the ids: etcd's formulas, so every member restored from the same file with
+  the same ``--initial-cluster`` forms one cluster);
+- the Raft state starts at index = number of members, term 1 (etcd writes one
+  conf-change entry per member and a snapshot at that index): meta
+  consistent_index/term say so, and the server's restart path (members in the
+  backend) rebuilds its Raft storage from them;
+- ``bump_revision`` adds a marker revision (empty value) that far above the
+  latest one; ``mark_compacted`` schedules a compaction at that revision;
+- ``meta/local_member_id`` names the restored member.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from urllib.parse import urlsplit
+
+from .backend import BUCKETS, Backend
+from .bbolt import BboltReader
+from .etcd_snapshot import SHA256_SIZE, has_checksum, revision_key
+
+_U64 = struct.Struct(">Q")
+
+
+class RestoreError(Exception):
+    pass
+
+
+def member_id(peer_urls: list[str], token: str) -> int:
+    """etcd's computeMemberId (same as pyetcd.server.membership)."""
+    b = "".join(sorted(peer_urls)).encode() + token.encode()
+    return _U64.unpack(hashlib.sha1(b).digest()[:8])[0]
+
+
+def cluster_id(ids) -> int:
+    b = b"".join(_U64.pack(i) for i in sorted(ids))
+    return _U64.unpack(hashlib.sha1(b).digest()[:8])[0]
+
+
+def parse_initial_cluster(text: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, eq, url = part.partition("=")
+        if not eq or not name or not url:
+            raise RestoreError(f"invalid --initial-cluster entry {part!r} (want name=URL)")
+        if urlsplit(url).scheme not in ("http", "https", "unix", "unixs"):
+            raise RestoreError(f"URL scheme must be http, https, unix or unixs: {url}")
+        out.setdefault(name, []).append(url)
+    return out
+
+
+def verify_snapshot_hash(path: str, skip_hash_check: bool) -> int:
+    """Check the trailer; returns the size of the bbolt part."""
+    size = os.path.getsize(path)
+    if not has_checksum(size):
+        if not skip_hash_check:
+            raise RestoreError("snapshot missing hash but --skip-hash-check=false")
+        return size
+    db = size - SHA256_SIZE
+    if skip_hash_check:
+        return db
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        left = db
+        while left:
+            chunk = f.read(min(left, 1 << 20))
+            if not chunk:
+                raise RestoreError("snapshot file is truncated")
+            h.update(chunk)
+            left -= len(chunk)
+        want = f.read(SHA256_SIZE)
+    got = h.digest()
+    if got != want:
+        raise RestoreError(f"expected sha256 {list(want)}, got {list(got)}")
+    return db
+
+
+def restore(snapshot: str, *, name: str, initial_cluster: str, token: str,
+            advertise_peer_urls: list[str], data_dir: str, skip_hash_check: bool = False,
+            bump_revision: int = 0, mark_compacted: bool = False,
+            map_size: int = 2 * 1024**3) -> dict:
+    """Restore ``snapshot`` into ``data_dir``; returns a summary dict."""
+    if mark_compacted and not bump_revision:
+        raise RestoreError("--mark-compacted requires --bump-revision")
+    members = parse_initial_cluster(initial_cluster or
+                                    ",".join(f"{name}={u}" for u in advertise_peer_urls))
+    if name not in members:
+        raise RestoreError(f'couldn\'t find local name "{name}" in the initial cluster configuration')
+    if sorted(members[name]) != sorted(advertise_peer_urls):
+        raise RestoreError(f"--initial-cluster has {name}={','.join(members[name])} but missing "
+                           f"from --initial-advertise-peer-urls={','.join(advertise_peer_urls)}")
+    if os.path.exists(data_dir) and os.listdir(data_dir):
+        raise RestoreError(f"data-dir {data_dir!r} exists")
+    verify_snapshot_hash(snapshot, skip_hash_check)
+    ids = {n: member_id(urls, token) for n, urls in members.items()}
+    if len(set(ids.values())) != len(ids):
+        raise RestoreError("duplicate peer URLs in --initial-cluster")
+    cid = cluster_id(ids.values())
+    index, term = len(ids), 1
+
+    db_path = os.path.join(data_dir, "member", "snap", "db")
+    backend = Backend(db_path, map_size=map_size, durable=True)
+    try:
+        latest = 0
+        n = 0
+        with BboltReader(snapshot) as r:
+            names = set(r.bucket_names())
+            for bucket in BUCKETS:
+                b = bucket.encode()
+                if b not in names or bucket in ("members", "members_removed", "cluster"):
+                    continue
+                for k, v in r.items(b):
+                    if v is None:
+                        continue  # nested bucket: not part of etcd's schema
+                    if bucket == "meta" and k == b"local_member_id":
+                        continue
+                    backend.put(bucket, k, bytes(v))
+                    n += 1
+                    if n % 10000 == 0:  # bound the writer's pending map
+                        ops, _ = backend.commit().result()
+                        backend.release(ops)
+                    if bucket == "key":
+                        latest = max(latest, int.from_bytes(k[:8], "big"))
+            if b"cluster" in names:
+                for k, v in r.items(b"cluster"):
+                    if v is not None and k != b"clusterID":
+                        backend.put("cluster", k, bytes(v))
+        backend.put("cluster", b"clusterID", _U64.pack(cid))
+        for n, urls in members.items():
+            m = {"id": ids[n], "peerURLs": urls, "name": n, "clientURLs": [], "isLearner": False}
+            backend.put("members", b"%016x" % ids[n],
+                        json.dumps(m, separators=(",", ":")).encode())
+        backend.put("meta", b"consistent_index", _U64.pack(index))
+        backend.put("meta", b"term", _U64.pack(term))
+        backend.put("meta", b"local_member_id", _U64.pack(ids[name]))
+        if bump_revision:
+            latest += bump_revision
+            backend.put("key", revision_key(latest), b"")
+            if mark_compacted:
+                backend.put("meta", b"scheduledCompactRev", revision_key(latest))
+        backend.commit().result()
+        backend.sync()
+    finally:
+        backend.close()
+    return {"member_id": ids[name], "cluster_id": cid, "data_dir": data_dir,
+            "members": ids, "revision": latest}
