@@ -60,12 +60,14 @@ def run(kind: str, load: str, ctl: str, members: int = 1) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--load", nargs="+", default=["s"], choices=["s", "m", "l", "xl"])
-    ap.add_argument("--only", choices=["pyetcd", "etcd"])
+    ap.add_argument("--only", choices=["pyetcd", "etcd", "etcd3.4"])
+    ap.add_argument("--against", default="etcd", choices=["etcd", "etcd3.4"],
+                    help="the real etcd to run side by side: etcd (3.5.1) or etcd3.4 (Debian's)")
     ap.add_argument("--ctl", default="3.5", choices=["3.4", "3.5"])
     ap.add_argument("--members", type=int, default=1)
     a = ap.parse_args()
     ctl = etcdctl_path(a.ctl)
-    kinds = [a.only] if a.only else ["pyetcd", "etcd"]
+    kinds = [a.only] if a.only else ["pyetcd", a.against]
     for load in a.load:
         for kind in kinds:
             print(run(kind, load, ctl, a.members), flush=True)

@@ -102,10 +102,11 @@ class EtcdServer:
         from the leader replaced it)."""
         cfg = self.cfg
         quota = cfg.quota_bytes
-        # the WAL makes every acknowledged write durable; LMDB commits skip the
-        # fsync and are synced when a snapshot lets the WAL be released
+        # the WAL makes every acknowledged write durable; LMDB commits sync their
+        # data but not the meta page (never corrupt, may lose the last commits,
+        # which the WAL replays) and are fully synced before a snapshot
         self.backend = Backend(db_path, map_size=quota + max(quota // 4, 256 * 1024**2),
-                               durable=False)
+                               durable=True, metasync=False)
         min_ttl = -(-(3 * self.election_ticks // 2) * cfg.heartbeat_interval // 1000)
         self.lessor = Lessor(self.backend, min_ttl=max(1, min_ttl))
         self.kv = KVStore(self.backend, self.lessor)
@@ -342,9 +343,14 @@ class EtcdServer:
         self._commit_backend(results)
 
     def _commit_backend(self, results) -> None:
+        """Hand the batch to the backend and answer its waiters: the entries
+        are in the WAL of a quorum, so an applied write is acknowledged
+        without waiting for LMDB."""
         fut = asyncio.wrap_future(self.backend.commit())
         self._backend_inflight += 1
-        fut.add_done_callback(lambda f: self._committed(f, results))
+        fut.add_done_callback(lambda f: self._committed(f, ()))
+        if results:
+            self._resolve(results)
 
     def _committed(self, fut: asyncio.Future, results) -> None:
         self._backend_inflight -= 1

@@ -16,11 +16,18 @@ commits it (with fsync when ``durable`` is set); the pending entries are
 dropped only after LMDB holds them.  Many apply batches that arrive while the
 writer is busy are folded into its next transaction (group commit).
 
-What is synced when: with ``durable=True`` every writer transaction is
-committed with ``fdatasync`` before :meth:`commit`'s future resolves; callers
-acknowledge client writes only after that future.  With ``durable=False``
-(used once a write-ahead log guarantees durability) commits skip the fsync and
-:meth:`sync` forces one.
+What is synced when: the write-ahead log already holds every acknowledged
+entry (fsynced before it is applied), so the server acknowledges a write
+once it is applied, without waiting for LMDB.  The writer thread commits
+each transaction with LMDB's data sync but without its meta-page sync
+(``metasync=False``): a power cut may undo the last transactions but never
+corrupts the file.  :meth:`sync` forces everything out: the server calls it
+before it records a Raft snapshot, so the WAL before that snapshot is only
+released once LMDB holds its effects on disk.  After a crash, replaying the
+WAL from the last snapshot redoes whatever LMDB lost; ``consistent_index``
+(stored in the same transaction as the data it covers) makes that replay
+skip what LMDB kept.  With ``metasync=True`` (the default, for tools and
+tests) every transaction is fully durable when :meth:`commit` resolves.
 """
 from __future__ import annotations
 
@@ -50,10 +57,12 @@ class BackendError(Exception):
 class Backend:
     """LMDB environment with a buffered, group-committing writer thread."""
 
-    def __init__(self, path: str, map_size: int = 2 * 1024**3, *, durable: bool = True):
+    def __init__(self, path: str, map_size: int = 2 * 1024**3, *, durable: bool = True,
+                 metasync: bool = True):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         self.path = path
         self.durable = durable
+        self.metasync = metasync and durable
         self.map_size = map_size
         self._open_env()
         # held by the writer around each LMDB write transaction; defrag holds
@@ -76,7 +85,7 @@ class Backend:
     def _open_env(self) -> None:
         self.env = lmdb.open(
             self.path, map_size=self.map_size, subdir=False, max_dbs=len(BUCKETS) + 2,
-            sync=self.durable, metasync=self.durable, readahead=False, lock=True,
+            sync=self.durable, metasync=self.metasync, readahead=False, lock=True,
             max_readers=256,
         )
         self.dbs = {name: self.env.open_db(name.encode()) for name in BUCKETS}

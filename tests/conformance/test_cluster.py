@@ -233,3 +233,24 @@ def test_write_during_election_waits_for_the_new_leader(cluster, etcdctl35):
     other = next(m for m in cluster.members if m is not leader)
     r = etcdctl(ctl, other.endpoint, "put", "during-election", "1")
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.conformance
+def test_remove_the_leader(cluster, etcdctl35):
+    ctl = etcdctl35
+    st = _status(ctl, cluster.endpoints)
+    lead = st[0]["Status"]["leader"]
+    ids = {s["Endpoint"]: s["Status"]["header"]["member_id"] for s in st}
+    victim = next(m for m in cluster.members if ids[m.endpoint] == lead)
+    rest = ",".join(m.endpoint for m in cluster.members if m is not victim)
+    time.sleep(5.2)
+    r = _reconfigure(ctl, cluster.endpoints, "member", "remove", f"{lead:x}")
+    assert r.returncode == 0, r.stderr
+    _wait(lambda: victim.proc.poll() is not None, timeout=20, what="the removed leader to stop")
+    _wait(lambda: etcdctl(ctl, rest, "put", "after-leader-removal", "ok").returncode == 0,
+          timeout=15, what="a write after the leader left")
+    st = _status(ctl, rest)
+    assert len(st) == 2 and len({s["Status"]["leader"] for s in st}) == 1
+    assert st[0]["Status"]["leader"] != lead
+    assert sorted(m["name"] for m in _members(ctl, rest)["members"]) == sorted(
+        m.name for m in cluster.members if m is not victim)
