@@ -254,3 +254,39 @@ def test_remove_the_leader(cluster, etcdctl35):
     assert st[0]["Status"]["leader"] != lead
     assert sorted(m["name"] for m in _members(ctl, rest)["members"]) == sorted(
         m.name for m in cluster.members if m is not victim)
+
+
+@pytest.mark.conformance
+def test_added_member_catches_up_by_snapshot(workdir, etcdctl35):
+    """member add after the log was compacted: the newcomer gets the
+    leader's backend as a snapshot, then the log."""
+    ctl = etcdctl35
+    c = LocalCluster("pyetcd", workdir / "add-snap", extra=[
+        "--snapshot-count", "50", "--experimental-snapshot-catchup-entries", "10"]).start()
+    new = None
+    try:
+        for i in range(150):
+            assert etcdctl(ctl, c.endpoints, "put", f"s{i:03d}", f"v{i}").returncode == 0
+        time.sleep(5.2)  # strict reconfig: streams up for 5 s
+        pp = free_port()
+        r = _reconfigure(ctl, c.endpoints, "member", "add", "m9", f"--peer-urls=http://127.0.0.1:{pp}")
+        assert r.returncode == 0, r.stderr
+        env = {k: v.strip('"') for k, v in (l.split("=", 1) for l in r.stdout.splitlines()
+                                             if l.startswith("ETCD_"))}
+        new = Server("pyetcd", workdir / "m9", name="m9", peer_port=pp,
+                     extra=["--snapshot-count", "50"])
+        new.cluster_args = ["--initial-advertise-peer-urls", env["ETCD_INITIAL_ADVERTISE_PEER_URLS"],
+                            "--initial-cluster", env["ETCD_INITIAL_CLUSTER"],
+                            "--initial-cluster-state", "existing"]
+        new.start()
+        r = _wait(lambda: (lambda r: r if "s149" in r.stdout else None)(
+            etcdctl(ctl, new.endpoint, "get", "s", "--prefix", "--keys-only")),
+            timeout=20, what="the new member to catch up")
+        assert r.stdout.split() == [f"s{i:03d}" for i in range(150)]
+        assert "installing a snapshot at index" in new.log()
+        st = _status(ctl, f"{c.endpoints},{new.endpoint}")
+        assert len(st) == 4 and len({s["Status"]["leader"] for s in st}) == 1
+    finally:
+        if new is not None:
+            new.stop()
+        c.stop()
