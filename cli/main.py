@@ -14,6 +14,7 @@ import time
 from pyetcd.client import Client, ClientError
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 
+from . import certs
 from .output import human_bytes, table
 
 
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hex", action="store_true")
     p.add_argument("--debug", action="store_true")
     sub = p.add_subparsers(dest="cmd", required=True)
+    certs.add_parser(sub)
 
     snap = sub.add_parser("snapshot").add_subparsers(dest="sub", required=True)
     snap.add_parser("save").add_argument("path")
@@ -350,6 +352,8 @@ def hoist_globals(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(hoist_globals(argv))
+    if args.cmd == "certs":
+        return certs.run(args)
     ctl = Ctl(args)
     handlers = {
         ("snapshot", "save"): ctl.snapshot_save, ("snapshot", "status"): ctl.snapshot_status,

@@ -48,7 +48,16 @@ def etcd_path(version: str) -> str | None:
     return None
 
 
-def wait_ready(endpoint: str, proc: subprocess.Popen, timeout: float = 20.0) -> None:
+def tls_channel(endpoint: str, pki: Path, who: str = "client"):
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=(pki / "ca.crt").read_bytes(),
+        private_key=(pki / f"{who}.key").read_bytes(),
+        certificate_chain=(pki / f"{who}.crt").read_bytes())
+    return grpc.secure_channel(endpoint, creds)
+
+
+def wait_ready(endpoint: str, proc: subprocess.Popen, timeout: float = 20.0,
+               pki: Path | None = None) -> None:
     from pyetcd.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
     deadline = time.monotonic() + timeout
     last = None
@@ -56,7 +65,7 @@ def wait_ready(endpoint: str, proc: subprocess.Popen, timeout: float = 20.0) -> 
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
         try:
-            with grpc.insecure_channel(endpoint) as ch:
+            with (tls_channel(endpoint, pki) if pki else grpc.insecure_channel(endpoint)) as ch:
                 rpc_pb2_grpc.KVStub(ch).Range(rpc_pb2.RangeRequest(key=b"health"), timeout=1)
                 return
         except grpc.RpcError as exc:
@@ -83,6 +92,7 @@ class Server:
         self.proc: subprocess.Popen | None = None
         self.log_path = self.workdir / f"{name}.{kind}.log"
         self.cluster_args: list[str] | None = None
+        self.pki: Path | None = None  # set: mutual TLS for clients and peers
 
     def argv(self) -> list[str]:
         if self.kind == "pyetcd":
@@ -95,12 +105,20 @@ class Server:
             "--initial-advertise-peer-urls", "http://localhost:2380",
             "--initial-cluster", f"{self.name}=http://localhost:2380",
         ]
-        return exe + [
+        scheme = "https" if self.pki else "http"
+        argv = exe + [
             "--name", self.name, "--data-dir", str(self.data_dir),
-            "--listen-client-urls", f"http://{self.endpoint}",
-            "--advertise-client-urls", f"http://{self.endpoint}",
-            "--listen-peer-urls", f"http://127.0.0.1:{self.peer_port}",
+            "--listen-client-urls", f"{scheme}://{self.endpoint}",
+            "--advertise-client-urls", f"{scheme}://{self.endpoint}",
+            "--listen-peer-urls", f"{scheme}://127.0.0.1:{self.peer_port}",
         ] + cluster + self.extra
+        if self.pki:
+            p = self.pki
+            argv += ["--client-cert-auth", f"--trusted-ca-file={p}/ca.crt",
+                     f"--cert-file={p}/server.crt", f"--key-file={p}/server.key",
+                     "--peer-client-cert-auth", f"--peer-trusted-ca-file={p}/ca.crt",
+                     f"--peer-cert-file={p}/peer.crt", f"--peer-key-file={p}/peer.key"]
+        return argv
 
     def start(self, wait: bool = True) -> "Server":
         env = dict(os.environ)
@@ -112,7 +130,7 @@ class Server:
         self.proc = subprocess.Popen(self.argv(), cwd=self.workdir, stdout=self._log,
                                      stderr=subprocess.STDOUT, env=env, start_new_session=True)
         if wait:
-            wait_ready(self.endpoint, self.proc)
+            wait_ready(self.endpoint, self.proc, pki=self.pki)
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 15.0) -> int | None:
@@ -156,21 +174,25 @@ def etcdctl(path: str, endpoint: str, *args, input: str | None = None, timeout: 
 
 
 class LocalCluster:
-    """N members (pyetcd or real etcd) on loopback with ephemeral ports."""
+    """N members (pyetcd or real etcd) on loopback with ephemeral ports;
+    with ``pki`` (a directory from pyetcdctl certs create) over mutual TLS."""
 
     def __init__(self, kind: str, workdir: Path, n: int = 3, token: str = "etcd-cluster",
-                 extra=()):
+                 extra=(), pki: Path | None = None):
         self.kind = kind
         self.workdir = Path(workdir)
         self.token = token
         self.members: list[Server] = []
         ports = [(free_port(), free_port()) for _ in range(n)]
-        initial = ",".join(f"m{i}=http://127.0.0.1:{pp}" for i, (_, pp) in enumerate(ports))
+        self.pki = pki
+        scheme = "https" if pki else "http"
+        initial = ",".join(f"m{i}={scheme}://127.0.0.1:{pp}" for i, (_, pp) in enumerate(ports))
         for i, (cp, pp) in enumerate(ports):
             s = Server(kind, self.workdir / f"m{i}", name=f"m{i}", client_port=cp, peer_port=pp,
                        extra=list(extra))
+            s.pki = pki
             s.cluster_args = [
-                "--initial-advertise-peer-urls", f"http://127.0.0.1:{pp}",
+                "--initial-advertise-peer-urls", f"{scheme}://127.0.0.1:{pp}",
                 "--initial-cluster", initial, "--initial-cluster-token", token,
                 "--initial-cluster-state", "new",
             ]
@@ -184,7 +206,7 @@ class LocalCluster:
         for m in self.members:
             m.start(wait=False)
         for m in self.members:
-            wait_ready(m.endpoint, m.proc, timeout=30)
+            wait_ready(m.endpoint, m.proc, timeout=30, pki=self.pki)
         return self
 
     def stop(self) -> None:

@@ -213,7 +213,8 @@ class Transport:
                  on_removed: Callable[[], None] = lambda: None,
                  snapshot_data: Callable[[], bytes] | None = None,
                  server_ssl: ssl.SSLContext | None = None,
-                 client_ssl: ssl.SSLContext | None = None):
+                 client_ssl: ssl.SSLContext | None = None,
+                 check_peer_cert: Callable[[dict | None], str] = lambda _c: ""):
         self.local_id = local_id
         self.cluster_id = cluster_id
         self.on_messages = on_messages
@@ -226,6 +227,7 @@ class Transport:
         self.snapshot_data = snapshot_data
         self.server_ssl = server_ssl
         self.client_ssl = client_ssl
+        self.check_peer_cert = check_peer_cert
         self.peers: dict[int, Peer] = {}
         self.servers: list[asyncio.AbstractServer] = []
         self.active_since: dict[int, float] = {}
@@ -286,6 +288,14 @@ class Transport:
             hello = peer_pb2.PeerHello.FromString(await asyncio.wait_for(read_frame(reader), 5))
             sender = getattr(hello, "from")
             error = ""
+            if writer.get_extra_info("ssl_object") is not None:
+                error = self.check_peer_cert(writer.get_extra_info("peercert"))
+                if error:
+                    log.error("refusing peer stream from %s: %s", peer, error)
+                    write_frame(writer, peer_pb2.PeerHelloResponse(ok=False, error=error)
+                                .SerializeToString())
+                    await writer.drain()
+                    return
             if hello.cluster_id == 0 and hello.to == 0:  # a joining member's query
                 resp = peer_pb2.PeerHelloResponse(ok=False, cluster_id=self.cluster_id,
                                                   members=self.member_list())
@@ -313,8 +323,9 @@ class Transport:
                     log.warning("closing the stream of removed member %x", sender)
                     return
                 self.on_messages(decode_frame(data))
-        except (asyncio.IncompleteReadError, ConnectionError, OSError, asyncio.TimeoutError,
-                ssl.SSLError):
+        except ssl.SSLError as exc:
+            log.error("TLS handshake with peer %s failed: %s", peer, exc)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError, asyncio.TimeoutError):
             pass
         except asyncio.CancelledError:
             pass

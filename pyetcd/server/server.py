@@ -43,6 +43,7 @@ from .config import Config
 from .bootstrap import BootstrapError, bootstrap_new, find_self, restart
 from .membership import Cluster, Member, compute_member_id
 from .raft_node import RaftNode, conf_change_context, parse_conf_change_context
+from .tls import check_peer_cert, peer_contexts
 
 log = logging.getLogger("pyetcd.server")
 _U64 = struct.Struct(">Q")
@@ -156,6 +157,7 @@ class EtcdServer:
                           applied=applied,
                           max_size_per_msg=1024 * 1024, max_inflight_msgs=512)
         node = RawNode(rcfg, self.storage)
+        server_ssl, client_ssl = peer_contexts(cfg)
         self.transport = Transport(
             self.member_id, self.cluster.cluster_id, on_messages=self._on_peer_messages,
             on_unreachable=lambda mid: node.report_unreachable(mid),
@@ -163,7 +165,9 @@ class EtcdServer:
             is_removed=lambda mid: mid in self.cluster.removed,
             member_list=lambda: [m.to_json() for m in self.cluster.members.values()],
             on_removed=self._on_removed,
-            snapshot_data=self.backend_snapshot_data)
+            snapshot_data=self.backend_snapshot_data,
+            server_ssl=server_ssl, client_ssl=client_ssl,
+            check_peer_cert=lambda pc: check_peer_cert(cfg, pc))
         await self.transport.listen(cfg.listen_peer_urls)
         for m in self.cluster.members.values():
             self.transport.add_peer(m.id, m.peer_urls)
@@ -233,7 +237,7 @@ class EtcdServer:
         members = initial_members(self.cfg)
         urls = [u for name, us in members.items() if name != self.cfg.name for u in us]
         try:
-            cid, member_jsons = await fetch_cluster(urls)
+            cid, member_jsons = await fetch_cluster(urls, client_ssl=peer_contexts(self.cfg)[1])
         except ConnectionError as exc:
             raise BootstrapError(str(exc)) from None
         self.member_id, found = find_self(self.cfg, member_jsons)
@@ -467,13 +471,22 @@ class EtcdServer:
         lead = self.cluster.members.get(self.leader_id)
         if lead is None or not lead.client_urls:
             raise errors.NO_LEADER()
-        target = lead.client_urls[0].split("://", 1)[-1]
+        url = lead.client_urls[0]
+        target = url.split("://", 1)[-1]
         cached = getattr(self, "_lead_chan", None)
         if cached is not None and cached[0] == target:
             return cached[1]
         if cached is not None:
             asyncio.get_running_loop().create_task(cached[1].close())
-        ch = grpc.aio.insecure_channel(target)
+        if url.startswith("https"):
+            from .tls import _read, client_files
+            cert, key, ca = client_files(self.cfg)
+            creds = grpc.ssl_channel_credentials(
+                root_certificates=_read(ca, "trusted CA file") if ca else None,
+                private_key=_read(key, "key file"), certificate_chain=_read(cert, "certificate file"))
+            ch = grpc.aio.secure_channel(target, creds)
+        else:
+            ch = grpc.aio.insecure_channel(target)
         self._lead_chan = (target, ch)
         return ch
 

@@ -1,0 +1,114 @@
+"""Mutual TLS for clients and peers, as the seed's cluster runs: the real
+etcdctl with --cacert/--cert/--key against three pyetcd members whose
+certificates come from ``pyetcdctl certs create``; clients without a
+certificate, with one from another CA, or with an expired one are refused at
+the handshake; a member with a certificate from another CA cannot join."""
+from __future__ import annotations
+
+import datetime
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from pyetcdctl import certs
+from tests.procs import LocalCluster, Server, etcdctl, free_port
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pki")
+    certs.create(str(d), ["127.0.0.1"], ["localhost"], client_cn="root")
+    return d
+
+
+@pytest.fixture(scope="module")
+def tls_cluster(tmp_path_factory, pki):
+    c = LocalCluster("pyetcd", tmp_path_factory.mktemp("tlsc"), pki=pki).start()
+    yield c
+    c.stop()
+
+
+def _eps(c):
+    return ",".join(f"https://{m.endpoint}" for m in c.members)
+
+
+def _flags(pki, who="client"):
+    return [f"--cacert={pki}/ca.crt", f"--cert={pki}/{who}.crt", f"--key={pki}/{who}.key"]
+
+
+@pytest.mark.conformance
+@pytest.mark.parametrize("ctl_name", ["etcdctl34", "etcdctl35"])
+def test_seed_commands_over_mutual_tls(tls_cluster, pki, ctl_name, request):
+    ctl = request.getfixturevalue(ctl_name)
+    eps, f = _eps(tls_cluster), _flags(pki)
+    r = etcdctl(ctl, eps, *f, "member", "list", "-w", "table")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("https://127.0.0.1:") == 6  # peer and client URLs of 3 members
+    r = etcdctl(ctl, eps.split(",")[0], *f, "put", "name", "张三")
+    assert r.returncode == 0 and r.stdout.strip() == "OK", r.stderr
+    r = etcdctl(ctl, eps.split(",")[1], *f, "get", "name")
+    assert r.stdout.split() == ["name", "张三"]
+    r = etcdctl(ctl, eps, *f, "endpoint", "health")
+    assert r.returncode == 0 and (r.stdout + r.stderr).count("is healthy") == 3
+    r = etcdctl(ctl, eps, *f, "endpoint", "status", "-w", "json")
+    st = json.loads(r.stdout)
+    assert len(st) == 3 and len({s["Status"]["leader"] for s in st}) == 1
+
+
+@pytest.mark.conformance
+def test_bad_clients_are_refused_at_the_handshake(tls_cluster, pki, tmp_path, etcdctl35):
+    ep = f"https://{tls_cluster.members[0].endpoint}"
+    # no client certificate
+    r = etcdctl(etcdctl35, ep, f"--cacert={pki}/ca.crt", "get", "x", "--dial-timeout=2s",
+                "--command-timeout=4s")
+    assert r.returncode != 0 and "handshake" in r.stderr, r.stderr
+    # a certificate from another CA
+    other = tmp_path / "other"
+    certs.create(str(other), ["127.0.0.1"], ["localhost"])
+    r = etcdctl(etcdctl35, ep, f"--cacert={pki}/ca.crt", f"--cert={other}/client.crt",
+                f"--key={other}/client.key", "get", "x", "--dial-timeout=2s", "--command-timeout=4s")
+    assert r.returncode != 0, r.stdout
+    # an expired certificate from the right CA
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    ca_key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), None)
+    ca = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+    past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=10)
+    k, c = certs.make_cert(ca_key, ca, "old", server=False, client=True, not_before=past,
+                           not_after=past + datetime.timedelta(days=1))
+    certs._write(tmp_path / "expired", k, c)
+    r = etcdctl(etcdctl35, ep, f"--cacert={pki}/ca.crt", f"--cert={tmp_path}/expired.crt",
+                f"--key={tmp_path}/expired.key", "get", "x", "--dial-timeout=2s",
+                "--command-timeout=4s")
+    assert r.returncode != 0, r.stdout
+    # the good client still works
+    assert etcdctl(etcdctl35, ep, *_flags(pki), "get", "x").returncode == 0
+
+
+@pytest.mark.conformance
+def test_member_with_a_foreign_ca_cannot_join(tls_cluster, pki, tmp_path, etcdctl35):
+    eps, f = _eps(tls_cluster), _flags(pki)
+    time.sleep(5.2)
+    pp = free_port()
+    r = etcdctl(etcdctl35, eps, *f, "member", "add", "intruder", f"--peer-urls=https://127.0.0.1:{pp}",
+                "--learner")
+    assert r.returncode == 0, r.stderr
+    env = {k: v.strip('"') for k, v in (l.split("=", 1) for l in r.stdout.splitlines()
+                                         if l.startswith("ETCD_"))}
+    other = tmp_path / "foreign"
+    certs.create(str(other), ["127.0.0.1"], ["localhost"])
+    s = Server("pyetcd", tmp_path / "intruder", name="intruder", peer_port=pp)
+    s.pki = other
+    s.cluster_args = ["--initial-advertise-peer-urls", env["ETCD_INITIAL_ADVERTISE_PEER_URLS"],
+                      "--initial-cluster", env["ETCD_INITIAL_CLUSTER"],
+                      "--initial-cluster-state", "existing"]
+    s.start(wait=False)
+    try:
+        rc = s.proc.wait(timeout=30)
+    finally:
+        s.stop()
+    assert rc != 0
+    log = s.log()
+    assert "cannot start member" in log and ("CERTIFICATE_VERIFY_FAILED" in log or "certificate" in log), log[-2000:]
