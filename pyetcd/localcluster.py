@@ -29,15 +29,23 @@ def free_port(host: str) -> int:
 
 
 def member_argv(name: str, data_dir: Path, host: str, cport: int, pport: int,
-                initial: str, token: str, state: str, extra: list[str]) -> list[str]:
-    return [sys.executable, "-m", "pyetcd.main",
+                initial: str, token: str, state: str, extra: list[str],
+                pki: Path | None = None) -> list[str]:
+    sch = "https" if pki else "http"
+    argv = [sys.executable, "-m", "pyetcd.main",
             "--name", name, "--data-dir", str(data_dir),
-            "--listen-client-urls", f"http://{host}:{cport}",
-            "--advertise-client-urls", f"http://{host}:{cport}",
-            "--listen-peer-urls", f"http://{host}:{pport}",
-            "--initial-advertise-peer-urls", f"http://{host}:{pport}",
+            "--listen-client-urls", f"{sch}://{host}:{cport}",
+            "--advertise-client-urls", f"{sch}://{host}:{cport}",
+            "--listen-peer-urls", f"{sch}://{host}:{pport}",
+            "--initial-advertise-peer-urls", f"{sch}://{host}:{pport}",
             "--initial-cluster", initial, "--initial-cluster-token", token,
             "--initial-cluster-state", state, *extra]
+    if pki:
+        argv += ["--client-cert-auth", f"--trusted-ca-file={pki}/ca.crt",
+                 f"--cert-file={pki}/server.crt", f"--key-file={pki}/server.key",
+                 "--peer-client-cert-auth", f"--peer-trusted-ca-file={pki}/ca.crt",
+                 f"--peer-cert-file={pki}/peer.crt", f"--peer-key-file={pki}/peer.key"]
+    return argv
 
 
 def wait_ready(host: str, port: int, proc: subprocess.Popen, timeout: float = 30) -> bool:
@@ -70,13 +78,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", help="keep the members' data here (default: a temp dir, removed on exit)")
     ap.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
     ap.add_argument("--token", default="pyetcd-local-cluster")
+    ap.add_argument("--tls", action="store_true",
+                    help="mutual TLS for clients and peers (certificates made in <data-dir>/pki)")
     ap.add_argument("extra", nargs="*", help="more pyetcd flags for every member (after --)")
     a = ap.parse_args(argv)
     temp = a.data_dir is None
     base = Path(tempfile.mkdtemp(prefix="pyetcd-cluster-")) if temp else Path(a.data_dir)
     base.mkdir(parents=True, exist_ok=True)
     rows = _layout(base, a.size, a.host)
-    initial = ",".join(f"{n}=http://{a.host}:{p}" for n, _, p in rows)
+    pki = None
+    if a.tls:
+        pki = base / "pki"
+        if not (pki / "ca.crt").exists():
+            from pyetcd.certs import create
+            create(str(pki), [a.host], ["localhost"])
+    sch = "https" if pki else "http"
+    initial = ",".join(f"{n}={sch}://{a.host}:{p}" for n, _, p in rows)
     procs: list[tuple[str, subprocess.Popen]] = []
     stopping = False
 
@@ -90,17 +107,19 @@ def main(argv: list[str] | None = None) -> int:
         for name, cport, pport in rows:
             log = open(base / f"{name}.log", "ab")
             argv_ = member_argv(name, base / f"{name}.etcd", a.host, cport, pport, initial,
-                                a.token, "new", a.extra)
+                                a.token, "new", a.extra, pki)
             procs.append((name, subprocess.Popen(argv_, stdout=log, stderr=subprocess.STDOUT,
                                                  start_new_session=True)))
         for (name, cport, _), (_, p) in zip(rows, procs):
             if not wait_ready(a.host, cport, p):
                 print(f"member {name} did not start; see {base / (name + '.log')}", file=sys.stderr)
                 return 1
-        endpoints = ",".join(f"{a.host}:{c}" for _, c, _ in rows)
+        endpoints = ",".join(f"{sch}://{a.host}:{c}" if pki else f"{a.host}:{c}" for _, c, _ in rows)
+        tls = (f" --cacert={pki}/ca.crt --cert={pki}/client.crt --key={pki}/client.key"
+               if pki else "")
         print(f"pyetcd cluster of {len(rows)} members is up (data in {base})")
-        print(f"  --endpoints={endpoints}")
-        print(f"  try: etcdctl --endpoints={endpoints} member list -w table")
+        print(f"  --endpoints={endpoints}{tls}")
+        print(f"  try: etcdctl --endpoints={endpoints}{tls} member list -w table")
         print("Ctrl-C stops every member.", flush=True)
         while not stopping:
             for name, p in procs:

@@ -24,7 +24,7 @@ ALLOWED = {
     "pyetcd.api": {"pyetcd.api", "pyetcd.server", "pyetcd.lease", "pyetcd.mvcc", "pyetcd.auth",
                    "pyetcd.pb", "pyetcd.errors", "pyetcd.version"},
     "pyetcd.client": {"pyetcd.client", "pyetcd.pb", "pyetcd.errors", "pyetcd.version"},
-    "pyetcdctl": {"pyetcd.client", "pyetcd.pb", "pyetcd.errors", "pyetcd.version", "pyetcdctl",
+    "pyetcdctl": {"pyetcd.client", "pyetcd.pb", "pyetcd.errors", "pyetcd.version", "pyetcdctl", "pyetcd.certs",
                   "pyetcd.storage", "pyetcd.mvcc"},  # offline snapshot tools read the backend
 }
 FOLDERS = {"pyetcdctl": ROOT / "cli"}

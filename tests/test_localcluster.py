@@ -39,3 +39,25 @@ def test_local_cluster_up_and_down(etcdctl35, tmp_path):
         host, port = ep.split(":")
         with socket.socket() as s:
             assert s.connect_ex((host, int(port))) != 0
+
+
+def test_local_cluster_with_tls(etcdctl35, tmp_path):
+    p = subprocess.Popen([sys.executable, "-m", "pyetcd.localcluster", "--tls", "--data-dir",
+                          str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True, start_new_session=True)
+    try:
+        line = ""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "--endpoints=" not in line:
+            line = p.stdout.readline()
+        flags = line.split()  # --endpoints=... --cacert=... --cert=... --key=...
+        assert any(f.startswith("--cacert=") for f in flags), line
+        ctl_flags = [f for f in flags if f.startswith("--") and not f.startswith("--endpoints")]
+        endpoints = next(f for f in flags if f.startswith("--endpoints=")).split("=", 1)[1]
+        assert endpoints.startswith("https://")
+        r = etcdctl(etcdctl35, endpoints, *ctl_flags, "put", "secure", "yes")
+        assert r.returncode == 0, r.stderr
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=60)
+    assert p.returncode == 0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pyetcdctl import certs
+from pyetcd import certs
 from tests.procs import LocalCluster, Server, etcdctl, free_port
 
 
