@@ -81,12 +81,17 @@ def listen_address(url: str) -> str:
 async def serve(cfg: Config) -> int:
     from pyetcd.api import register_services
     from pyetcd.server.bootstrap import BootstrapError
+    from pyetcd.storage.restore import RestoreError
     from pyetcd.storage.snap import SnapshotError
     from pyetcd.storage.wal import WALError
     from pyetcd.server.server import EtcdServer
 
     from pyetcd.server import compactor, maintenance_ops
-    server = EtcdServer(cfg)
+    try:
+        server = EtcdServer(cfg)
+    except RestoreError as exc:
+        log.critical("cannot take over the data dir: %s", exc)
+        return 1
     maintenance_ops.install(server)  # backend quota in the applier
     grpc_server = grpc.aio.server(options=grpc_options(cfg))
     register_services(grpc_server, server, cfg.max_request_bytes + 512 * 1024)

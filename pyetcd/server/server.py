@@ -27,6 +27,7 @@ from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 from pyetcd.pb.pyetcdpb.internal_pb2 import InternalRequest
 from pyetcd.storage import wal as wal_mod
 from pyetcd.storage.backend import Backend
+from pyetcd.storage.restore import import_etcd_data_dir, is_bbolt
 from pyetcd.storage.failpoints import APPLY_BEFORE_CONSISTENT_INDEX, failpoint
 from pyetcd.storage.snap import Snapshotter
 from pyetcd.storage.wal import WAL
@@ -77,7 +78,13 @@ class EtcdServer:
         self.max_txn_ops = cfg.max_txn_ops
         self.request_timeout = 5.0 + 2 * cfg.election_timeout / 1000.0
         self.election_ticks = max(2, cfg.election_timeout // cfg.heartbeat_interval)
-        self._open_state(os.path.join(self.data_dir, "member", "snap", "db"))
+        db_path = os.path.join(self.data_dir, "member", "snap", "db")
+        if is_bbolt(db_path):  # restored by the real etcdctl/etcdutl: take it over
+            info = import_etcd_data_dir(self.data_dir, cfg.initial_advertise_peer_urls,
+                                        map_size=cfg.quota_bytes + 256 * 1024**2)
+            log.info("imported an etcd (bbolt) data dir: member %x of cluster %x",
+                     info["member_id"], info["cluster_id"])
+        self._open_state(db_path)
         self.applied_index, self.term = self.kv.consistent_index()
         self._snap_index = self.applied_index
         self._snapshotting = False

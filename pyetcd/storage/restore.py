@@ -155,3 +155,70 @@ def restore(snapshot: str, *, name: str, initial_cluster: str, token: str,
         backend.close()
     return {"member_id": ids[name], "cluster_id": cid, "data_dir": data_dir,
             "members": ids, "revision": latest}
+
+
+BBOLT_MAGIC = 0xED0CDAED
+
+
+def is_bbolt(path: str) -> bool:
+    """True for a bbolt file (etcd's backend) rather than LMDB."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+    except OSError:
+        return False
+    return len(head) >= 20 and struct.unpack_from("<I", head, 16)[0] == BBOLT_MAGIC
+
+
+def import_etcd_data_dir(data_dir: str, advertise_peer_urls: list[str],
+                         map_size: int = 2 * 1024**3) -> dict:
+    """Turn a data dir written by real etcd tools (``etcdctl``/``etcdutl
+    snapshot restore``, or an etcd member) into pyetcd's layout, in place.
+
+    etcd's bbolt backend is read bucket by bucket into LMDB; the member list
+    comes from its ``members`` bucket (etcd stores the same JSON), this member
+    is found by its advertised peer URLs, the cluster id is computed from the
+    member ids (etcd's formula), and the consistent index is kept, so the
+    member restarts where the etcd data left off.  The etcd files are kept
+    beside it (``db.etcd-bbolt``, ``wal.etcd``) rather than deleted."""
+    snap_dir = os.path.join(data_dir, "member", "snap")
+    db_path = os.path.join(snap_dir, "db")
+    old_db = db_path + ".etcd-bbolt"
+    os.replace(db_path, old_db)
+    wal_dir = os.path.join(data_dir, "member", "wal")
+    if os.path.isdir(wal_dir):
+        os.replace(wal_dir, wal_dir + ".etcd")
+    for name in os.listdir(snap_dir):  # etcd's raft snapshot files
+        if name.endswith(".snap"):
+            os.replace(os.path.join(snap_dir, name), os.path.join(snap_dir, name + ".etcd"))
+    members: dict[int, dict] = {}
+    backend = Backend(db_path, map_size=map_size, durable=True)
+    try:
+        with BboltReader(old_db) as r:
+            names = set(r.bucket_names())
+            for bucket in BUCKETS:
+                b = bucket.encode()
+                if b not in names:
+                    continue
+                for k, v in r.items(b):
+                    if v is None:
+                        continue
+                    if bucket == "members":
+                        m = json.loads(bytes(v))
+                        members[int(m["id"])] = m
+                        backend.put("members", b"%016x" % int(m["id"]), bytes(v))
+                        continue
+                    backend.put(bucket, k, bytes(v))
+        mine = sorted(advertise_peer_urls)
+        local = next((i for i, m in members.items() if sorted(m.get("peerURLs") or []) == mine), None)
+        if local is None:
+            raise RestoreError(f"no member with peer URLs {','.join(mine)} in the etcd data "
+                               f"(members: {[m.get('peerURLs') for m in members.values()]})")
+        cid = cluster_id(members)
+        backend.put("cluster", b"clusterID", _U64.pack(cid))
+        backend.put("meta", b"local_member_id", _U64.pack(local))
+        backend.commit().result()
+        backend.sync()
+    finally:
+        backend.close()
+    return {"member_id": local, "cluster_id": cid, "members": sorted(members)}
