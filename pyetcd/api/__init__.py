@@ -11,6 +11,7 @@ TRANSPORT_RECV_LIMIT = 64 * 1024 * 1024
 
 
 def register_services(grpc_server, server, max_recv: int) -> None:
+    from .auth import AuthServicer
     from .cluster import ClusterServicer
     from .common import register
     from .kv import KVServicer
@@ -28,6 +29,7 @@ def register_services(grpc_server, server, max_recv: int) -> None:
     register(grpc_server, services["Cluster"], ClusterServicer(server), max_recv)
     register(grpc_server, services["Lease"], LeaseServicer(server), max_recv)
     register(grpc_server, services["Watch"], WatchServicer(server), max_recv)
+    register(grpc_server, services["Auth"], AuthServicer(server), max_recv)
     register(grpc_server, v3lock_pb2.DESCRIPTOR.services_by_name["Lock"], LockServicer(server),
              max_recv)
     register(grpc_server, v3election_pb2.DESCRIPTOR.services_by_name["Election"],

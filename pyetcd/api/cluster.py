@@ -55,6 +55,7 @@ class ClusterServicer:
     @unary
     async def MemberAdd(self, request, context):
         s = self.s
+        await s.check_admin()  # etcd's checkMembershipOperationPermission
         urls = _check_urls(request.peerURLs)
         for u in urls:
             if s.cluster.peer_url_owner(u) is not None:
@@ -98,6 +99,7 @@ class ClusterServicer:
     @unary
     async def MemberRemove(self, request, context):
         s = self.s
+        await s.check_admin()  # etcd's checkMembershipOperationPermission
         mid = request.ID
         m = s.cluster.members.get(mid)
         if m is None:
@@ -121,6 +123,7 @@ class ClusterServicer:
     @unary
     async def MemberUpdate(self, request, context):
         s = self.s
+        await s.check_admin()  # etcd's checkMembershipOperationPermission
         m = s.cluster.members.get(request.ID)
         if m is None:
             raise errors.MEMBER_NOT_FOUND()
@@ -138,6 +141,7 @@ class ClusterServicer:
     @unary
     async def MemberPromote(self, request, context):
         s = self.s
+        await s.check_admin()  # etcd's checkMembershipOperationPermission
         m = s.cluster.members.get(request.ID)
         if m is None:
             raise errors.MEMBER_NOT_FOUND()

@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import symbol_database
 
 from pyetcd import errors
+from pyetcd.auth.store import CREDENTIALS, Credentials
 
 log = logging.getLogger("pyetcd.api")
 
@@ -45,6 +46,8 @@ def unary(fn):
                 raise errors.NOT_SUPPORTED_FOR_LEARNER()
             if s.leader_id == 0 and require_leader(context):
                 raise errors.NO_LEADER()
+            if s.auth.enabled:
+                CREDENTIALS.set(credentials_of(context))
             return await fn(self, request, context)
         except errors.EtcdError as exc:
             await context.abort(status_code(exc.code), exc.message)
@@ -55,6 +58,32 @@ def unary(fn):
             await context.abort(grpc.StatusCode.UNKNOWN, f"etcdserver: {type(exc).__name__}: {exc}")
 
     return wrapper
+
+
+def credentials_of(context) -> Credentials:
+    """The token (metadata ``token``, or ``authorization`` with an optional
+    ``Bearer `` prefix) and the CN of a verified client certificate."""
+    md = {}
+    for k, v in context.invocation_metadata() or ():
+        md.setdefault(k, v)
+    token = md.get("token", md.get("authorization"))
+    if token is not None and token.startswith("Bearer "):
+        token = token[7:]
+    cn = None
+    try:
+        names = (context.auth_context() or {}).get("x509_common_name")
+    except Exception:  # noqa: BLE001 - no TLS on this connection
+        names = None
+    if names:
+        first = names[0]
+        cn = first.decode() if isinstance(first, bytes) else str(first)
+    return Credentials(token, cn)
+
+
+def set_credentials(server, context) -> None:
+    """For streaming handlers (the unary wrapper does this itself)."""
+    if server.auth.enabled:
+        CREDENTIALS.set(credentials_of(context))
 
 
 def require_leader(context) -> bool:

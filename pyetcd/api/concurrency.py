@@ -93,7 +93,9 @@ class LocalClient:
         s = self.s
         try:
             await s.linearizable_read()
+            ai = await s.check_read(lambda ai: s.auth.is_range_permitted(ai, r.key, r.range_end))
             resp = s.applier.range(r)
+            s.check_read_revision(ai)
         except errors.EtcdError as exc:
             raise as_client_error(exc) from None
         s.header(resp.header)

@@ -11,7 +11,7 @@ import grpc
 from pyetcd import errors
 from pyetcd.pb.v3electionpb import v3election_pb2 as epb
 
-from .common import require_leader, status_code, unary
+from .common import require_leader, set_credentials, status_code, unary
 from .concurrency import ERR_MISSING_LEADER_KEY, Election, LocalClient
 
 log = logging.getLogger("pyetcd.api.election")
@@ -72,6 +72,7 @@ class ElectionServicer:
         try:
             if s.leader_id == 0 and require_leader(context):
                 raise errors.NO_LEADER()
+            set_credentials(s, context)
             async for hdr, kv in Election(self.c, request.name).observe():
                 resp = epb.LeaderResponse()
                 resp.header.CopyFrom(hdr)

@@ -5,6 +5,7 @@ from pyetcd import errors
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 from pyetcd.pb.pyetcdpb.internal_pb2 import InternalRequest
 
+from pyetcd.server.apply_auth import check_txn as check_txn_auth
 from pyetcd.server.maintenance_ops import check_quota
 
 from .common import unary
@@ -128,7 +129,9 @@ class KVServicer:
         s = self.s
         if not request.serializable:
             await s.linearizable_read()
+        ai = await s.check_read(lambda ai: s.auth.is_range_permitted(ai, request.key, request.range_end))
         resp = s.applier.range(request)
+        s.check_read_revision(ai)
         s.header(resp.header)
         return resp
 
@@ -160,7 +163,9 @@ class KVServicer:
         check_intervals(request.failure)
         if txn_readonly(request):
             await s.linearizable_read()
+            ai = await s.check_read(lambda ai: check_txn_auth(s.auth, ai, s.lessor, request))
             resp = s.applier.txn(request)
+            s.check_read_revision(ai)
         else:
             req = InternalRequest()
             req.txn.CopyFrom(request)

@@ -13,7 +13,7 @@ from pyetcd.pb.pyetcdpb.internal_pb2 import InternalRequest
 
 from pyetcd.server.maintenance_ops import check_quota
 
-from .common import StreamDecodeError, status_code, unary
+from .common import StreamDecodeError, set_credentials, status_code, unary
 
 log = logging.getLogger("pyetcd.api.lease")
 
@@ -46,6 +46,7 @@ class LeaseServicer:
     @unary
     async def LeaseTimeToLive(self, request, context):
         s = self.s
+        await self._check_lease_keys(request.ID, read=True)
         if not s.raft.is_leader:  # only the leader knows the remaining TTL
             return await s.forward_to_leader("Lease", "LeaseTimeToLive", request)
         await s.linearizable_read()
@@ -61,6 +62,31 @@ class LeaseServicer:
         s.header(resp.header)
         return resp
 
+    async def _check_lease_keys(self, lease_ids, read: bool) -> None:
+        """etcd's checkLeaseTimeToLive (read) and checkLeaseRenew (write):
+        admin, or permission on every attached key.  (LeaseGrant and
+        LeaseLeases are unchecked, as in etcd 3.5.1: verified against it.)"""
+        s = self.s
+        if not s.auth.enabled:
+            return
+        rev = s.auth.revision
+        ai = await s.require_auth_info()
+        try:
+            s.auth.is_admin_permitted(ai)
+            return
+        except errors.EtcdError:
+            pass
+        ids = [lease_ids] if isinstance(lease_ids, int) else lease_ids
+        for lid in ids:
+            lease = s.lessor.lookup(lid)
+            for key in sorted(lease.keys) if lease is not None else ():
+                if read:
+                    s.auth.is_range_permitted(ai, key, b"")
+                else:
+                    s.auth.is_put_permitted(ai, key)
+        if not read and rev != s.auth.revision:
+            raise errors.AUTH_OLD_REVISION()
+
     @unary
     async def LeaseLeases(self, request, context):
         s = self.s
@@ -72,9 +98,11 @@ class LeaseServicer:
     async def LeaseKeepAlive(self, request_iterator, context):
         s = self.s
         try:
+            set_credentials(s, context)
             async for req in request_iterator:
                 if isinstance(req, StreamDecodeError):
                     await context.abort(grpc.StatusCode.INTERNAL, req.error)
+                await self._check_lease_keys(req.ID, read=False)
                 if not s.raft.is_leader:  # expiry is the leader's: renew there
                     yield await s.forward_to_leader("Lease", "LeaseKeepAlive", req, stream=True)
                     continue

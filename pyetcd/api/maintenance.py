@@ -8,7 +8,27 @@ from pyetcd.version import ETCD_VERSION
 from pyetcd import errors
 from pyetcd.server import maintenance_ops as ops
 
-from .common import require_leader, status_code, unary
+from .common import require_leader, set_credentials, status_code, unary
+
+
+# etcd 3.5.1's authMaintenanceServer returns the auth store's own errors
+# untranslated: gRPC code Unknown with the "auth: ..." text
+_RAW_AUTH = {
+    errors.PERMISSION_DENIED.message: "auth: permission denied",
+    errors.USER_EMPTY.message: "auth: user name is empty",
+    errors.USER_NOT_FOUND.message: "auth: user not found",
+    errors.INVALID_AUTH_TOKEN.message: "auth: invalid auth token",
+}
+
+
+async def _check_admin(s) -> None:
+    try:
+        await s.check_admin()
+    except errors.EtcdError as exc:
+        raw = _RAW_AUTH.get(exc.message)
+        if raw is None:
+            raise
+        raise errors.EtcdError("Unknown", raw) from None
 
 
 class MaintenanceServicer:
@@ -18,6 +38,7 @@ class MaintenanceServicer:
     @unary
     async def Status(self, request, context):
         s = self.s
+        await s.require_auth_info()
         resp = pb.StatusResponse(
             version=ETCD_VERSION,
             dbSize=s.backend.size(),
@@ -44,6 +65,7 @@ class MaintenanceServicer:
     @unary
     async def Hash(self, request, context):
         s = self.s
+        await _check_admin(s)
         h, rev = await ops.hash_backend(s)
         resp = pb.HashResponse(hash=h)
         s.header(resp.header, rev)
@@ -52,6 +74,7 @@ class MaintenanceServicer:
     @unary
     async def HashKV(self, request, context):
         s = self.s
+        await _check_admin(s)
         h, compact_rev, rev = await ops.hash_kv(s, request.revision)
         resp = pb.HashKVResponse(hash=h, compact_revision=compact_rev)
         resp.header.revision = rev
@@ -61,6 +84,7 @@ class MaintenanceServicer:
     @unary
     async def Defragment(self, request, context):
         s = self.s
+        await _check_admin(s)
         await ops.defragment(s)
         resp = pb.DefragmentResponse()
         s.header(resp.header)
@@ -72,6 +96,8 @@ class MaintenanceServicer:
         try:
             if s.leader_id == 0 and require_leader(context):
                 raise errors.NO_LEADER()
+            set_credentials(s, context)
+            await _check_admin(s)
             async for resp in ops.snapshot_stream(s):
                 yield resp
         except errors.EtcdError as exc:
@@ -93,6 +119,7 @@ class MaintenanceServicer:
         target = s.cluster.members.get(request.targetID)
         if target is None or target.is_learner:
             raise errors.BAD_LEADER_TRANSFEREE()
+        await _check_admin(s)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + s.request_timeout
         s.raft.transfer_leader(request.targetID)

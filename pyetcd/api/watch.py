@@ -37,7 +37,7 @@ from pyetcd.mvcc.watchable_store import WatchableStore, WatchError, WatchRespons
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 from pyetcd.pb.mvccpb.kv_pb2 import Event
 
-from .common import StreamDecodeError, require_leader, status_code
+from .common import StreamDecodeError, require_leader, set_credentials, status_code
 
 log = logging.getLogger("pyetcd.api.watch")
 
@@ -171,6 +171,7 @@ class WatchServicer:
         if need_leader and s.leader_id == 0:
             await context.abort(grpc.StatusCode.UNAVAILABLE, errors.NO_LEADER.message)
         self.hub.ensure_running()
+        set_credentials(s, context)  # before the tasks below copy the context
         st = _StreamState()
         ws = self.hub.store.new_stream(on_ready=st.ready.set)
         loop = asyncio.get_running_loop()
@@ -205,6 +206,11 @@ class WatchServicer:
                     return
                 kind = req.WhichOneof("request_union")
                 if kind == "create_request":
+                    reason = await self._denied(req.create_request)
+                    if reason is not None:
+                        self._control(ws, watch_id=-1, created=True, canceled=True,
+                                      cancel_reason=reason)
+                        continue
                     self._create(req.create_request, ws, st)
                 elif kind == "cancel_request":
                     self._cancel(req.cancel_request.watch_id, ws, st)
@@ -217,6 +223,22 @@ class WatchServicer:
                 log.exception("watch stream receive failed")
             st.error = (grpc.StatusCode.CANCELLED, errors.WATCH_CANCELED.message)
             st.ready.set()
+
+    async def _denied(self, creq: pb.WatchCreateRequest) -> str | None:
+        """etcd's isWatchPermitted: the cancel reason, or None when allowed.
+        (etcd checks the normalised request: an end of "\0" became empty.)"""
+        s = self.s
+        if not s.auth.enabled:
+            return None
+        key = creq.key or b"\x00"
+        end = b"" if creq.range_end == b"\x00" else creq.range_end
+        try:
+            ai = await s.auth_info()
+            s.auth.is_range_permitted(ai, key, end)
+        except errors.EtcdError:
+            # etcd 3.5.1 sends the gRPC error's text for every refusal
+            return "rpc error: code = PermissionDenied desc = etcdserver: permission denied"
+        return None
 
     def _control(self, ws, **fields) -> None:
         resp = pb.WatchResponse(**fields)

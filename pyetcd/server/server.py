@@ -21,6 +21,7 @@ import struct
 import time
 
 from pyetcd import errors
+from pyetcd.auth.store import CREDENTIALS, AuthInfo, AuthStore, new_token_prefix
 from pyetcd.lease.lessor import Lessor
 from pyetcd.mvcc.kvstore import KVStore
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
@@ -40,6 +41,7 @@ from pyetcd.raft.types import NONE, ConfChange, ConfChangeType, Snapshot
 
 from .alarms import AlarmStore
 from .apply import Applier
+from .apply_auth import AUTH_FIELDS, apply_auth_request, check_apply
 from .config import Config
 from .bootstrap import BootstrapError, bootstrap_new, find_self, restart
 from .membership import Cluster, Member, compute_member_id
@@ -121,6 +123,11 @@ class EtcdServer:
         self.alarms = AlarmStore(self.backend)
         self.cluster = Cluster(self.backend)
         self.applier = Applier(self.kv, self.lessor, self.alarms)
+        old_auth = getattr(self, "auth", None)
+        self.auth = AuthStore(self.backend, token_ttl=float(cfg.auth_token_ttl),
+                              bcrypt_cost=cfg.bcrypt_cost)
+        if old_auth is not None and self.auth.enabled:
+            self.auth.tokens = old_auth.tokens  # member-local: survive a snapshot install
         for hook in self.state_hooks:
             hook()
 
@@ -308,6 +315,11 @@ class EtcdServer:
     async def propose(self, req: InternalRequest, require_leader: bool = False):
         if require_leader and self.leader_id == NONE:
             raise errors.NO_LEADER()
+        if self.auth.enabled and not req.HasField("authenticate"):
+            ai = await self.auth_info()
+            if ai is not None:
+                req.header.username = ai.username
+                req.header.auth_revision = ai.revision
         rid, data, fut = self._new_request(req)
         self.raft.propose(data)
         result = await self._wait(rid, fut)
@@ -343,7 +355,7 @@ class EtcdServer:
                 continue
             req = parse(data)
             try:
-                result = self._apply_one(applier, req)
+                result = self._apply_one(applier, req, index)
             except errors.EtcdError as exc:
                 result = exc
             results.append((req.header.ID, result))
@@ -383,7 +395,9 @@ class EtcdServer:
             if fut is not None and not fut.done():
                 fut.set_result(result)
 
-    def _apply_one(self, applier: Applier, req: InternalRequest):
+    def _apply_one(self, applier: Applier, req: InternalRequest, index: int = 0):
+        if self.auth.enabled:
+            check_apply(self.auth, self.lessor, req, _kind(req))
         if req.HasField("put"):
             return applier.put(req.put)
         if req.HasField("delete_range"):
@@ -404,7 +418,95 @@ class EtcdServer:
             a = req.member_attr
             self.cluster.set_attributes(a.member_id, a.name, a.client_urls)
             return None
+        kind = _kind(req)
+        if kind in AUTH_FIELDS:
+            return apply_auth_request(self, self.auth, req, kind, index)
         raise errors.EtcdError("Unknown", "etcdserver: unknown request in log entry")
+
+    # ---- auth ------------------------------------------------------------------------
+    async def auth_info(self) -> AuthInfo | None:
+        """The user of the request being served (etcd's AuthInfoFromCtx): from
+        its token, else from the CN of its verified client certificate; None
+        when auth is off or the request carries neither."""
+        auth = self.auth
+        if not auth.enabled:
+            return None
+        creds = CREDENTIALS.get()
+        if creds is None:
+            return None
+        if creds.token is not None:
+            ai = await self._token_info(creds.token)
+            if ai is None:
+                log.warning("invalid auth token")
+                raise errors.INVALID_AUTH_TOKEN()
+            return ai
+        if creds.cn:
+            return AuthInfo(creds.cn, auth.revision)
+        return None
+
+    async def _token_info(self, token: str) -> AuthInfo | None:
+        # "<prefix>.<raft index>": wait until the Authenticate entry that made
+        # it is applied here (etcd's isValidSimpleToken)
+        parts = token.split(".")
+        if len(parts) != 2 or not parts[1].isdigit():
+            return None
+        index = int(parts[1])
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.request_timeout
+        while self.applied_index < index:
+            if loop.time() > deadline or self.stopped:
+                return None
+            await asyncio.sleep(0.005)
+        return self.auth.info_from_token(token)
+
+    async def check_read(self, chk) -> AuthInfo | None:
+        """etcd's doSerialize, first half: check a locally served read."""
+        if not self.auth.enabled:
+            return None
+        ai = await self.auth_info()
+        chk(ai if ai is not None else AuthInfo("", 0))
+        return ai
+
+    def check_read_revision(self, ai: AuthInfo | None) -> None:
+        """doSerialize, second half: the auth store changed while reading."""
+        if ai is not None and ai.revision and ai.revision != self.auth.revision:
+            raise errors.AUTH_OLD_REVISION()
+
+    async def require_auth_info(self) -> AuthInfo | None:
+        if not self.auth.enabled:
+            return None
+        ai = await self.auth_info()
+        if ai is None:
+            raise errors.USER_EMPTY()
+        return ai
+
+    async def check_admin(self) -> None:
+        """etcd's IsAdminPermitted on the request's user (API-layer checks)."""
+        if self.auth.enabled:
+            self.auth.is_admin_permitted(await self.auth_info())
+
+    async def authenticate(self, name: str, password: str) -> pb.AuthenticateResponse:
+        await self.linearizable_read()
+        loop = asyncio.get_running_loop()
+        while True:
+            auth = self.auth
+            if not auth.enabled:
+                raise errors.AUTH_NOT_ENABLED()
+            u = auth.users.get(name)
+            if u is None or u.options.no_password:
+                raise errors.AUTH_FAILED()
+            rev = auth.revision
+            from pyetcd.auth.store import check_password
+            ok = await loop.run_in_executor(None, check_password, u.password, password)
+            if not ok:
+                log.info("invalid password for user %s", name)
+                raise errors.AUTH_FAILED()
+            req = InternalRequest()
+            req.authenticate.name = name
+            req.authenticate.simple_token = new_token_prefix()
+            resp = await self.propose(req)
+            if rev == self.auth.revision:
+                return resp
 
     # ---- membership changes -------------------------------------------------------------
     def check_conf_change(self, cc: ConfChange) -> tuple[bool, errors.EtcdError | None]:
@@ -505,12 +607,14 @@ class EtcdServer:
         call = kind(f"/etcdserverpb.{service}/{method}",
                     request_serializer=type(request).SerializeToString,
                     response_deserializer=resp_type.FromString)
+        creds = CREDENTIALS.get()
+        md = (("token", creds.token),) if creds is not None and creds.token else None
         try:
             if stream:
-                async for resp in call(iter([request]), timeout=self.request_timeout):
+                async for resp in call(iter([request]), timeout=self.request_timeout, metadata=md):
                     return resp
                 raise errors.NO_LEADER()
-            return await call(request, timeout=self.request_timeout)
+            return await call(request, timeout=self.request_timeout, metadata=md)
         except grpc.aio.AioRpcError as exc:
             raise errors.EtcdError(exc.code().name.title().replace("_", ""), exc.details()) from None
 
@@ -622,6 +726,9 @@ class EtcdServer:
                 for lid in self.lessor.expired():
                     req = InternalRequest()
                     req.lease_revoke.ID = lid
+                    if self.auth.enabled:  # etcd revokes with root's authority (WithRoot)
+                        req.header.username = "root"
+                        req.header.auth_revision = self.auth.revision
                     asyncio.get_running_loop().create_task(self._revoke(req, lid))
 
     async def _revoke(self, req: InternalRequest, lid: int) -> None:
@@ -672,3 +779,10 @@ class EtcdServer:
         h.raft_term = self.term
         if not h.revision:
             h.revision = revision or self.kv.current_rev
+
+
+def _kind(req: InternalRequest) -> str:
+    for fd, _ in req.ListFields():
+        if fd.name != "header":
+            return fd.name
+    return ""
