@@ -112,3 +112,33 @@ def test_member_with_a_foreign_ca_cannot_join(tls_cluster, pki, tmp_path, etcdct
     assert rc != 0
     log = s.log()
     assert "cannot start member" in log and ("CERTIFICATE_VERIFY_FAILED" in log or "certificate" in log), log[-2000:]
+
+
+@pytest.mark.conformance
+def test_client_certificate_cn_is_the_user_when_auth_is_enabled(servers, pki, tmp_path, etcdctl35):
+    s = servers("pyetcd")
+    s.pki = pki
+    s.start()
+    ep = f"https://{s.endpoint}"
+    root = _flags(pki)  # client.crt has CN=root
+    for cmd in (["user", "add", "root", "--no-password"], ["role", "add", "root"],
+                ["user", "grant-role", "root", "root"], ["user", "add", "alice", "--no-password"],
+                ["role", "add", "reader"],
+                ["role", "grant-permission", "reader", "read", "/pub/", "--prefix"],
+                ["user", "grant-role", "alice", "reader"], ["put", "/pub/x", "1"],
+                ["put", "/secret", "s"], ["auth", "enable"]):
+        r = etcdctl(etcdctl35, ep, *root, *cmd)
+        assert r.returncode == 0, (cmd, r.stderr)
+    # CN=root: everything, without --user
+    assert etcdctl(etcdctl35, ep, *root, "get", "/secret", "--print-value-only").stdout.strip() == "s"
+    # a certificate with CN=alice: only what alice's role allows
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    ca_key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), None)
+    ca = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+    k, c = certs.make_cert(ca_key, ca, "alice", server=False, client=True)
+    certs._write(tmp_path / "alice", k, c)
+    alice = [f"--cacert={pki}/ca.crt", f"--cert={tmp_path}/alice.crt", f"--key={tmp_path}/alice.key"]
+    assert etcdctl(etcdctl35, ep, *alice, "get", "/pub/x", "--print-value-only").stdout.strip() == "1"
+    r = etcdctl(etcdctl35, ep, *alice, "get", "/secret")
+    assert r.returncode != 0 and "etcdserver: permission denied" in r.stderr
