@@ -17,8 +17,9 @@ from pyetcd.pb.etcdserverpb import rpc_pb2_grpc as pbg
 
 
 async def run(endpoints: list[str], op: str, total: int, clients: int, conns: int,
-              key_size: int = 8, val_size: int = 256, keyspace: int = 10000) -> dict:
-    chans = [grpc.aio.insecure_channel(endpoints[i % len(endpoints)]) for i in range(conns)]
+              key_size: int = 8, val_size: int = 256, keyspace: int = 10000,
+              channel=grpc.aio.insecure_channel, metadata=None) -> dict:
+    chans = [channel(endpoints[i % len(endpoints)]) for i in range(conns)]
     stubs = [pbg.KVStub(c) for c in chans]
     value = b"x" * val_size
     counter = iter(range(total))
@@ -33,9 +34,10 @@ async def run(endpoints: list[str], op: str, total: int, clients: int, conns: in
             t0 = time.perf_counter()
             try:
                 if op == "put":
-                    await stub.Put(pb.PutRequest(key=key, value=value))
+                    await stub.Put(pb.PutRequest(key=key, value=value), metadata=metadata)
                 else:
-                    await stub.Range(pb.RangeRequest(key=key, serializable=(op == "srange")))
+                    await stub.Range(pb.RangeRequest(key=key, serializable=(op == "srange")),
+                                     metadata=metadata)
             except grpc.aio.AioRpcError:
                 errors += 1
                 continue

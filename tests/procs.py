@@ -49,6 +49,8 @@ def etcd_path(version: str) -> str | None:
 
 
 def tls_channel(endpoint: str, pki: Path, who: str = "client"):
+    if not (pki / f"{who}.crt").exists():
+        who = "peer"  # the seed's layout: the peer certificate doubles as the client's
     creds = grpc.ssl_channel_credentials(
         root_certificates=(pki / "ca.crt").read_bytes(),
         private_key=(pki / f"{who}.key").read_bytes(),
@@ -93,6 +95,8 @@ class Server:
         self.log_path = self.workdir / f"{name}.{kind}.log"
         self.cluster_args: list[str] | None = None
         self.pki: Path | None = None  # set: mutual TLS for clients and peers
+        self.scheme_override: str | None = None  # https URLs, TLS flags given in extra
+        self.pki_files: Path | None = None  # CA + client cert to probe readiness with
 
     def argv(self) -> list[str]:
         if self.kind == "pyetcd":
@@ -105,7 +109,7 @@ class Server:
             "--initial-advertise-peer-urls", "http://localhost:2380",
             "--initial-cluster", f"{self.name}=http://localhost:2380",
         ]
-        scheme = "https" if self.pki else "http"
+        scheme = "https" if (self.pki or self.scheme_override) else "http"
         argv = exe + [
             "--name", self.name, "--data-dir", str(self.data_dir),
             "--listen-client-urls", f"{scheme}://{self.endpoint}",
@@ -130,7 +134,7 @@ class Server:
         self.proc = subprocess.Popen(self.argv(), cwd=self.workdir, stdout=self._log,
                                      stderr=subprocess.STDOUT, env=env, start_new_session=True)
         if wait:
-            wait_ready(self.endpoint, self.proc, pki=self.pki)
+            wait_ready(self.endpoint, self.proc, pki=self.pki or self.pki_files)
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 15.0) -> int | None:
@@ -206,7 +210,7 @@ class LocalCluster:
         for m in self.members:
             m.start(wait=False)
         for m in self.members:
-            wait_ready(m.endpoint, m.proc, timeout=30, pki=self.pki)
+            wait_ready(m.endpoint, m.proc, timeout=30, pki=self.pki or m.pki_files)
         return self
 
     def stop(self) -> None:
