@@ -95,6 +95,10 @@ async def serve(cfg: Config) -> int:
     maintenance_ops.install(server)  # backend quota in the applier
     grpc_server = grpc.aio.server(options=grpc_options(cfg))
     register_services(grpc_server, server, cfg.max_request_bytes + 512 * 1024)
+    if (cfg.tls_min_version not in ("", "TLS1.2") or cfg.tls_max_version or cfg.cipher_suites) and \
+            any(u.startswith("https") for u in cfg.listen_client_urls):
+        log.warning("--tls-min-version/--tls-max-version/--cipher-suites apply to peer connections "
+                    "only: gRPC's Python server has no setting for them on the client port")
     for url in cfg.listen_client_urls:
         scheme = urlsplit(url).scheme
         if scheme in ("https", "unixs"):

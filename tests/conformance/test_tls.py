@@ -142,3 +142,53 @@ def test_client_certificate_cn_is_the_user_when_auth_is_enabled(servers, pki, tm
     assert etcdctl(etcdctl35, ep, *alice, "get", "/pub/x", "--print-value-only").stdout.strip() == "1"
     r = etcdctl(etcdctl35, ep, *alice, "get", "/secret")
     assert r.returncode != 0 and "etcdserver: permission denied" in r.stderr
+
+
+@pytest.mark.conformance
+def test_auto_tls_and_tls_min_version(servers, etcdctl35):
+    s = servers("pyetcd", extra=["--auto-tls", "--peer-auto-tls", "--tls-min-version", "TLS1.3"])
+    s.scheme_override = "https"
+    s.start(wait=False)
+    ep = f"https://{s.endpoint}"
+    deadline = time.monotonic() + 20
+    while True:
+        r = etcdctl(etcdctl35, ep, "--insecure-transport=false", "--insecure-skip-tls-verify",
+                    "put", "auto", "tls")
+        if r.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert r.returncode == 0, r.stderr + s.log()[-1500:]
+    assert (s.data_dir / "fixtures" / "client" / "cert.pem").exists()
+    import socket
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    # the peer listener enforces the minimum (gRPC's Python server offers no
+    # TLS version setting for the client port; pyetcd logs that at start)
+    with socket.create_connection(("127.0.0.1", s.peer_port)) as raw:
+        with pytest.raises(ssl.SSLError):  # TLS 1.2 is below the minimum
+            ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+    assert "apply to peer connections only" in s.log()
+
+
+@pytest.mark.conformance
+def test_peer_cert_allowed_cn(workdir, pki, etcdctl35):
+    good = LocalCluster("pyetcd", workdir / "good", pki=pki,
+                        extra=["--peer-cert-allowed-cn", "etcd-peer"]).start()
+    try:
+        r = etcdctl(etcdctl35, _eps(good), *_flags(pki), "put", "cn", "ok")
+        assert r.returncode == 0, r.stderr
+    finally:
+        good.stop()
+    bad = LocalCluster("pyetcd", workdir / "bad", pki=pki,
+                       extra=["--peer-cert-allowed-cn", "someone-else"])
+    for m in bad.members:
+        m.start(wait=False)
+    try:
+        time.sleep(4)
+        r = etcdctl(etcdctl35, _eps(bad), *_flags(pki), "put", "cn", "no", "--command-timeout=2s")
+        assert r.returncode != 0  # no member accepts another's stream: no quorum
+        assert "is not the allowed CN 'someone-else'" in bad.members[0].log()
+    finally:
+        bad.stop()
