@@ -45,6 +45,14 @@ def lock_election_session(endpoint):
     _call(out, "lock", L.Lock, lpb.LockRequest(name=b"l", lease=0x1111))
     _call(out, "lock-again", L.Lock, lpb.LockRequest(name=b"l", lease=0x1111))
     _call(out, "lock-contended", L.Lock, lpb.LockRequest(name=b"l", lease=0x2222), timeout=1)
+    # the abandoned waiter deletes its key l/2222 after the client's deadline,
+    # asynchronously in etcd too: wait for it so the revisions that follow
+    # do not depend on that race
+    kv = rpcg.KVStub(ch)
+    for _ in range(100):
+        if kv.Range(pb.RangeRequest(key=b"l/", range_end=b"l0", count_only=True)).count == 1:
+            break
+        time.sleep(0.05)
     # the Jepsen case: a waiter whose session lease ends while it waits must
     # not be granted the lock when the holder releases it
     res = queue.Queue()
