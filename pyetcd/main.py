@@ -113,6 +113,20 @@ async def serve(cfg: Config) -> int:
         await server.stop()
         return 1
     await grpc_server.start()
+    http = None
+    if cfg.listen_metrics_urls:
+        from pyetcd.server.http import HTTPServer
+        from pyetcd.server.tls import metrics_context
+        ctx = metrics_context(cfg) if any(u.startswith("https") for u in cfg.listen_metrics_urls) else None
+        http = HTTPServer(server, ctx)
+        try:
+            await http.listen(cfg.listen_metrics_urls)
+        except (OSError, ValueError) as exc:
+            log.critical("cannot listen on --listen-metrics-urls: %s", exc)
+            await http.stop()
+            await grpc_server.stop(grace=0)
+            await server.stop()
+            return 1
     compactor.start(server)
     log.info("ready to serve client requests; name=%s member-id=%x cluster-id=%x data-dir=%s "
              "listen-client-urls=%s version=%s (etcd API %s)", cfg.name, server.member_id,
@@ -124,6 +138,8 @@ async def serve(cfg: Config) -> int:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down%s", f" ({server.fatal})" if server.fatal else "")
+    if http is not None:
+        await http.stop()
     await grpc_server.stop(grace=1.0)
     await compactor.stop(server)
     await server.stop()

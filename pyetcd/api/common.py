@@ -37,6 +37,10 @@ def unary(fn):
 
     @functools.wraps(fn)
     async def wrapper(self, request, context):
+        code = "OK"
+        started = self._started
+        key = self._mkeys[name]
+        started[key] = started.get(key, 0) + 1
         try:
             if type(request) is bytes:
                 request = await _decode(self, name, request, context)
@@ -50,14 +54,79 @@ def unary(fn):
                 CREDENTIALS.set(credentials_of(context))
             return await fn(self, request, context)
         except errors.EtcdError as exc:
+            code = exc.code
             await context.abort(status_code(exc.code), exc.message)
         except grpc.aio.AbortError:
+            code = _code_of(context)
             raise
         except Exception as exc:  # noqa: BLE001 - the client gets a clean status
+            code = "Unknown"
             log.exception("unexpected error in %s", fn.__name__)
             await context.abort(grpc.StatusCode.UNKNOWN, f"etcdserver: {type(exc).__name__}: {exc}")
+        finally:
+            handled = self._handled
+            hk = key + (code,)
+            handled[hk] = handled.get(hk, 0) + 1
 
     return wrapper
+
+
+def _go_code(c: grpc.StatusCode) -> str:
+    """grpc-go's name of a status code (``InvalidArgument``), as etcd's
+    grpc_server_handled_total labels it."""
+    return "".join(p.capitalize() for p in c.name.split("_")) if c is not grpc.StatusCode.OK else "OK"
+
+
+_GO_CODES = {c: _go_code(c) for c in grpc.StatusCode}
+
+
+def _code_of(context) -> str:
+    try:
+        c = context.code()
+    except Exception:  # noqa: BLE001 - older grpc: no code() on the aio context
+        c = None
+    return _GO_CODES.get(c, "Unknown") if c is not None else "Unknown"
+
+
+def _counted_stream(fn, servicer, key):
+    """Count a streaming handler in grpc_server_started/handled_total."""
+    import inspect
+
+    def done(code: str) -> None:
+        hk = key + (code,)
+        servicer._handled[hk] = servicer._handled.get(hk, 0) + 1
+
+    if inspect.isasyncgenfunction(fn):
+        async def gen_wrapper(request, context):
+            servicer._started[key] = servicer._started.get(key, 0) + 1
+            code = "OK"
+            try:
+                async for item in fn(request, context):
+                    yield item
+            except grpc.aio.AbortError:
+                code = _code_of(context)
+                raise
+            except BaseException:
+                code = "Canceled"
+                raise
+            finally:
+                done(code)
+        return gen_wrapper
+
+    async def coro_wrapper(request, context):
+        servicer._started[key] = servicer._started.get(key, 0) + 1
+        code = "OK"
+        try:
+            return await fn(request, context)
+        except grpc.aio.AbortError:
+            code = _code_of(context)
+            raise
+        except BaseException:
+            code = "Canceled"
+            raise
+        finally:
+            done(code)
+    return coro_wrapper
 
 
 def credentials_of(context) -> Credentials:
@@ -134,13 +203,22 @@ def register(grpc_server, service_descriptor, servicer, max_recv: int) -> None:
     the gRPC transport limit is set higher than ``max_recv`` for that."""
     servicer._max_recv = max_recv
     servicer._request_types = {}
+    metrics = servicer.s.metrics
+    servicer._started, servicer._handled = metrics.grpc_started, metrics.grpc_handled
+    servicer._mkeys = {}
     handlers = {}
     for m in service_descriptor.methods:
         if not hasattr(servicer, m.name):
             continue  # not served yet: gRPC answers UNIMPLEMENTED
         req_cls = _sym.GetSymbol(m.input_type.full_name)
         resp_cls = _sym.GetSymbol(m.output_type.full_name)
+        kind = ("bidi_stream" if m.client_streaming and m.server_streaming else
+                "server_stream" if m.server_streaming else
+                "client_stream" if m.client_streaming else "unary")
+        key = servicer._mkeys[m.name] = (kind, service_descriptor.full_name, m.name)
         fn = getattr(servicer, m.name)
+        if kind != "unary":
+            fn = _counted_stream(fn, servicer, key)
         ser = resp_cls.SerializeToString
         if m.client_streaming and m.server_streaming:
             h = grpc.stream_stream_rpc_method_handler(

@@ -106,10 +106,13 @@ class Peer:
                 host, port, ssl=ssl_ctx, server_hostname=host if ssl_ctx else None)
         hello = peer_pb2.PeerHello(cluster_id=self.t.cluster_id, to=self.id, version="pyetcd")
         setattr(hello, "from", self.t.local_id)
+        t0 = asyncio.get_running_loop().time()
         write_frame(writer, hello.SerializeToString())
         await writer.drain()
         async with asyncio.timeout(5):
             resp = peer_pb2.PeerHelloResponse.FromString(await read_frame(reader))
+        if self.t.on_rtt is not None:
+            self.t.on_rtt(self.id, asyncio.get_running_loop().time() - t0)
         if not resp.ok:
             writer.close()
             raise PermissionError(resp.error)
@@ -214,8 +217,10 @@ class Transport:
                  snapshot_data: Callable[[], bytes] | None = None,
                  server_ssl: ssl.SSLContext | None = None,
                  client_ssl: ssl.SSLContext | None = None,
-                 check_peer_cert: Callable[[dict | None], str] = lambda _c: ""):
+                 check_peer_cert: Callable[[dict | None], str] = lambda _c: "",
+                 on_rtt: Callable[[int, float], None] | None = None):
         self.local_id = local_id
+        self.on_rtt = on_rtt  # (peer id, seconds of the stream handshake's round trip)
         self.cluster_id = cluster_id
         self.on_messages = on_messages
         self.on_unreachable = on_unreachable

@@ -45,11 +45,13 @@ from .apply_auth import AUTH_FIELDS, apply_auth_request, check_apply
 from .config import Config
 from .bootstrap import BootstrapError, bootstrap_new, find_self, restart
 from .membership import Cluster, Member, compute_member_id
+from .metrics import ServerMetrics
 from .raft_node import RaftNode, conf_change_context, parse_conf_change_context
 from .tls import check_peer_cert, peer_contexts
 
 log = logging.getLogger("pyetcd.server")
 _U64 = struct.Struct(">Q")
+SLOW_APPLY = 0.1  # etcd warns of an apply over 100 ms
 
 
 class IDGenerator:
@@ -74,6 +76,7 @@ def _expire(fut: asyncio.Future) -> None:
 class EtcdServer:
     def __init__(self, cfg: Config):
         self.cfg = cfg
+        self.metrics = ServerMetrics()
         self.state_hooks: list = []  # called after the state is (re)opened
         self.data_dir = cfg.data_dir_path
         self.max_request_bytes = cfg.max_request_bytes
@@ -117,6 +120,7 @@ class EtcdServer:
         # which the WAL replays) and are fully synced before a snapshot
         self.backend = Backend(db_path, map_size=quota + max(quota // 4, 256 * 1024**2),
                                durable=True, metasync=False)
+        self.backend.on_commit = self.metrics.backend_commit.observe
         min_ttl = -(-(3 * self.election_ticks // 2) * cfg.heartbeat_interval // 1000)
         self.lessor = Lessor(self.backend, min_ttl=max(1, min_ttl))
         self.kv = KVStore(self.backend, self.lessor)
@@ -156,6 +160,7 @@ class EtcdServer:
             self.wal = self._create_wal(wal_dir)
             log.info("starting member %x in new cluster %x", self.member_id, self.cluster.cluster_id)
         self.idgen = IDGenerator(self.member_id, int(time.time() * 1000))
+        self.wal.on_fsync = self.metrics.wal_fsync.observe
         self.backend.put("meta", b"local_member_id", _U64.pack(self.member_id))
         ops, _ = await asyncio.wrap_future(self.backend.commit())
         self.backend.release(ops)
@@ -181,7 +186,8 @@ class EtcdServer:
             on_removed=self._on_removed,
             snapshot_data=self.backend_snapshot_data,
             server_ssl=server_ssl, client_ssl=client_ssl,
-            check_peer_cert=lambda pc: check_peer_cert(cfg, pc))
+            check_peer_cert=lambda pc: check_peer_cert(cfg, pc),
+            on_rtt=self.metrics.observe_peer_rtt)
         await self.transport.listen(cfg.listen_peer_urls)
         for m in self.cluster.members.values():
             self.transport.add_peer(m.id, m.peer_urls)
@@ -332,6 +338,9 @@ class EtcdServer:
         timer = asyncio.get_running_loop().call_later(self.request_timeout, _expire, fut)
         try:
             return await fut
+        except BaseException:
+            self.metrics.proposals_failed += 1
+            raise
         finally:
             timer.cancel()
             self._waiters.pop(rid, None)
@@ -343,6 +352,7 @@ class EtcdServer:
     def apply_entries(self, entries: list[tuple[int, int, bytes]]) -> None:
         """Apply committed (index, term, data) entries in order, then hand the
         batch to the backend; waiters are answered once it is committed."""
+        started = time.monotonic()
         results = []
         applier = self.applier
         parse = InternalRequest.FromString
@@ -363,6 +373,11 @@ class EtcdServer:
             failpoint(APPLY_BEFORE_CONSISTENT_INDEX)
             self.kv.set_consistent_index(last_index, last_term)
             self.applied_index = last_index
+        took = time.monotonic() - started
+        if took > SLOW_APPLY:
+            self.metrics.slow_applies += 1
+            log.warning("apply request took too long; took=%.3fs expected-duration=%.0fms entries=%d",
+                        took, SLOW_APPLY * 1000, len(entries))
         self._commit_backend(results)
 
     def _commit_backend(self, results) -> None:
@@ -696,6 +711,8 @@ class EtcdServer:
 
     def on_leader_change(self, lead: int, is_leader: bool, was_leader: bool) -> None:
         if lead != self.leader_id:
+            if lead != NONE:
+                self.metrics.leader_changes += 1
             log.info("raft: member %x elected leader %x at term %d", self.member_id, lead,
                      self.raft.node.raft.term if self.raft else 0)
         self.leader_id = lead

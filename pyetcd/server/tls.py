@@ -154,3 +154,21 @@ def check_peer_cert(cfg: Config, peercert: dict | None) -> str:
             return (f"peer certificate names {names} do not include the allowed hostname "
                     f"{cfg.peer_cert_allowed_hostname!r}")
     return ""
+
+
+def metrics_context(cfg: Config) -> ssl.SSLContext:
+    """TLS for ``https://`` --listen-metrics-urls: the client certificate
+    flags, as etcd's metrics listener uses them."""
+    cert, key, ca = client_files(cfg)
+    if cfg.client_cert_auth and not ca:
+        raise ConfigError("--client-cert-auth needs --trusted-ca-file")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load certificate {cert!r} / key {key!r}: {exc}") from None
+    if cfg.client_cert_auth:
+        ctx.load_verify_locations(ca)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future
 from typing import Callable, Iterator
@@ -78,6 +79,7 @@ class Backend:
         self._queue: deque = deque()
         self._cond = threading.Condition()
         self._closed = False
+        self.on_commit = None  # called (writer thread) with each commit's seconds
         self.failed: BaseException | None = None
         self._thread = threading.Thread(target=self._writer, name="backend-writer", daemon=True)
         self._thread.start()
@@ -214,10 +216,13 @@ class Backend:
     def _write_batch(self, batch) -> list:
         results = []
         dbs = self.dbs
+        t0 = time.monotonic()
         with self.env.begin(write=True) as txn:
             self._fill(txn, dbs, batch, results)
             failpoint(BACKEND_BEFORE_COMMIT)
         failpoint(BACKEND_AFTER_COMMIT)
+        if self.on_commit is not None:
+            self.on_commit(time.monotonic() - t0)
         return results
 
     @staticmethod

@@ -59,6 +59,7 @@ import errno
 import fcntl
 import logging
 import os
+import time
 import re
 import shutil
 import threading
@@ -72,6 +73,7 @@ from .failpoints import (WAL_AFTER_CUT, WAL_AFTER_SYNC, WAL_BEFORE_CUT_RENAME,
 log = logging.getLogger("pyetcd.wal")
 
 SEGMENT_SIZE = 64 << 20
+WARN_SYNC_DURATION = 1.0  # etcd's warnSyncDuration: a slower fdatasync is logged
 _NAME = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})\.wal$")
 
 
@@ -195,6 +197,7 @@ class WAL:
         self._snap_mark = 0          # highest snapshot marker index in this WAL
         self._ready = False
         self._failed: BaseException | None = None
+        self.on_fsync = None         # called with each group commit's fdatasync seconds
 
     # -- construction -------------------------------------------------------
     @classmethod
@@ -384,7 +387,14 @@ class WAL:
                 _pwrite_all(self._fd, buf, self._offset)
                 failpoint(WAL_BEFORE_SYNC)
                 if sync:
+                    t0 = time.monotonic()
                     os.fdatasync(self._fd)
+                    took = time.monotonic() - t0
+                    if self.on_fsync is not None:
+                        self.on_fsync(took)
+                    if took > WARN_SYNC_DURATION:
+                        log.warning("slow fdatasync; took=%.3fs expected-duration=%.0fs",
+                                    took, WARN_SYNC_DURATION)
                 failpoint(WAL_AFTER_SYNC)
             except OSError as exc:
                 self._fail(exc)
