@@ -40,6 +40,7 @@ from pyetcd.mvcc import revision as R
 from pyetcd.mvcc.kvstore import CompactedError, FutureRevError
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 from pyetcd.pb.pyetcdpb.internal_pb2 import InternalRequest
+from pyetcd.storage.backend import BUCKETS
 from pyetcd.storage.etcd_snapshot import crc32c, write_snapshot
 
 log = logging.getLogger("pyetcd.maintenance")
@@ -88,9 +89,15 @@ async def snapshot_to_file(server, directory: str | None = None) -> tuple[str, i
         os.close(fd)
 
         def work() -> int:
-            buckets = backend.export(skip=_skip_local)
-            with open(path, "wb") as f:
-                return write_snapshot(f, buckets)
+            # two passes over one read transaction: keys and sizes, then the
+            # values straight to the file (memory: the keys, never the data)
+            with backend.read_view() as items, open(path, "wb") as f:
+                buckets = {name.encode(): items(name, _skip_local) for name in BUCKETS}
+                n = write_snapshot(f, buckets,
+                                   reopen=lambda name: items(name.decode(), _skip_local))
+                f.flush()
+                os.fsync(f.fileno())
+                return n
 
         loop = asyncio.get_running_loop()
         try:
@@ -185,8 +192,8 @@ async def hash_kv(server, rev: int) -> tuple[int, int, int]:
         end = R.main_bytes(rev + 1)
 
         def work() -> int:
-            items = [kv for kv in backend.export_bucket("key", end)]
-            return kv_hash(items, compact_rev, rev, keep)
+            with backend.read_view() as items:
+                return kv_hash(items("key", end=end), compact_rev, rev, keep)
 
         h = await asyncio.get_running_loop().run_in_executor(None, work)
     return h, compact_rev, current
@@ -200,15 +207,19 @@ async def hash_backend(server) -> tuple[int, int]:
         backend = server.backend
 
         def work() -> int:
-            data = backend.export(skip=_skip_hash)
             h = 0
-            for name in sorted(data):
-                h = crc32c(name, h)
-                buf = bytearray()
-                for k, v in data[name]:
-                    buf += k
-                    buf += v
-                h = crc32c(buf, h)
+            with backend.read_view() as items:
+                for name in sorted(BUCKETS):
+                    h = crc32c(name.encode(), h)
+                    buf = bytearray()
+                    for k, v in items(name, _skip_hash):
+                        buf += k
+                        buf += v
+                        if len(buf) >= 1 << 20:
+                            h = crc32c(buf, h)
+                            buf = bytearray()
+                    if buf:
+                        h = crc32c(buf, h)
             return h
 
         return await asyncio.get_running_loop().run_in_executor(None, work), rev

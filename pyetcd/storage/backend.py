@@ -32,6 +32,7 @@ tests) every transaction is fully durable when :meth:`commit` resolves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -258,6 +259,24 @@ class Backend:
                         items.append((k, v))
                 out[name.encode()] = items
         return out
+
+    @contextlib.contextmanager
+    def read_view(self):
+        """One read transaction (a consistent view of what is committed) for a
+        worker thread; yields ``items(bucket, skip=None, end=None)``, which
+        returns a fresh iterator of that bucket's (key, value) in key order
+        (below ``end``; ``skip(bucket, key)`` drops entries) each time it is
+        called, all from the same view.  Nothing is loaded in memory."""
+        with self.env.begin(buffers=False) as t:
+            dbs = self.dbs
+
+            def items(bucket: str, skip=None, end: bytes | None = None):
+                for k, v in t.cursor(db=dbs[bucket]):
+                    if end is not None and k >= end:
+                        return
+                    if skip is None or not skip(bucket, k):
+                        yield k, v
+            yield items
 
     def export_bucket(self, bucket: str, end: bytes | None = None) -> list[tuple[bytes, bytes]]:
         """Committed items of one bucket below ``end``, from one read txn."""

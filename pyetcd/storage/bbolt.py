@@ -30,7 +30,10 @@ Layout summary (all integers little-endian, as on every platform Go etcd ships):
 The writer lays the file out in one pass of page-id order (meta pages, an empty
 freelist page, then every bucket's leaves followed by its branch levels, then
 the root bucket's pages), so it can stream to a non-seekable file object and
-its cost is linear in the data.
+its cost is linear in the data.  Given a way to read the data twice (two
+cursors over one read transaction) it keeps only the keys and value sizes in
+memory: the plan needs them, the values are copied straight to the output on
+the second pass.
 """
 from __future__ import annotations
 
@@ -38,7 +41,8 @@ import io
 import mmap
 import os
 import struct
-from typing import BinaryIO, Iterable, Iterator
+from array import array
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 __all__ = [
     "BboltError", "BboltReader", "write_bbolt", "read_bbolt", "check_bbolt",
@@ -102,22 +106,26 @@ def _pages_for(nbytes: int, page_size: int) -> int:
 class _Tree:
     """Page plan for one B+tree (a bucket's or the root bucket's).
 
-    ``keys``/``values``/``flags`` are parallel sequences already sorted by key.
-    ``pages`` is a list of plan entries in page-id order:
-    ``("leaf", start, end, npages)`` or ``("branch", [(key, pgid), ...], npages)``.
+    ``keys``/``vlens``/``flags`` are parallel sequences already sorted by key
+    (``vlens``: the value sizes).  ``values`` is the list of values, or None
+    when they are streamed again at emit time (``source``: an iterator of
+    (key, value) in the same order, as a second pass over a read
+    transaction gives them).  ``pages`` is a list of plan entries in page-id
+    order: ``("leaf", start, end, npages)`` or ``("branch", [(key, pgid), ...], npages)``.
     """
 
-    __slots__ = ("keys", "values", "flags", "pages", "root")
+    __slots__ = ("keys", "vlens", "values", "flags", "pages", "root")
 
-    def __init__(self, keys, values, flags):
+    def __init__(self, keys, vlens, values, flags):
         self.keys = keys
+        self.vlens = vlens
         self.values = values
         self.flags = flags
         self.pages: list = []
         self.root = 0
 
     def plan(self, next_pgid: int, page_size: int) -> int:
-        keys, values = self.keys, self.values
+        keys, vlens = self.keys, self.vlens
         n = len(keys)
         level: list[tuple[bytes, int]] = []   # (first key, pgid) of the pages just planned
         pages = self.pages
@@ -130,7 +138,7 @@ class _Tree:
         start = 0
         size = PAGE_HEADER_SIZE
         for i in range(n):
-            esz = ELEM_SIZE + len(keys[i]) + len(values[i])
+            esz = ELEM_SIZE + len(keys[i]) + vlens[i]
             if i > start and (size + esz > page_size or i - start >= MAX_ELEMS_PER_PAGE):
                 npg = _pages_for(size, page_size)
                 pages.append(("leaf", start, i, npg))
@@ -167,14 +175,24 @@ class _Tree:
         self.root = level[0][1]
         return next_pgid
 
-    def emit(self, first_pgid: int, page_size: int, write) -> int:
+    def emit(self, first_pgid: int, page_size: int, write, source=None) -> int:
         pgid = first_pgid
-        keys, values, flags = self.keys, self.values, self.flags
+        keys, values, flags, vlens = self.keys, self.values, self.flags, self.vlens
         for ent in self.pages:
             if ent[0] == "leaf":
                 _, start, end, npg = ent
                 buf = bytearray(npg * page_size)
-                _fill_leaf(buf, pgid, npg - 1, keys, values, flags, start, end)
+                if values is None:
+                    vals = []
+                    for i in range(start, end):
+                        k, v = next(source, (None, None))
+                        if k != keys[i] or len(v) != vlens[i]:
+                            raise BboltError("the data changed between the two passes of the export")
+                        vals.append(v)
+                    _fill_leaf(buf, pgid, npg - 1, keys[start:end], vals,
+                               flags[start:end] if flags is not None else None, 0, end - start)
+                else:
+                    _fill_leaf(buf, pgid, npg - 1, keys, values, flags, start, end)
             else:
                 _, group, npg = ent
                 buf = bytearray(npg * page_size)
@@ -213,12 +231,19 @@ def _fill_leaf(buf: bytearray, pgid: int, overflow: int, keys, values, flags,
         eoff += ELEM_SIZE
 
 
-def _sorted_items(name: bytes, items) -> tuple[list, list]:
-    pairs = items if isinstance(items, list) else list(items)
-    if not _is_sorted(pairs):
-        pairs = sorted(pairs, key=lambda kv: kv[0])
+def _sorted_items(name: bytes, items, keep_values: bool = True):
+    """(keys, value sizes, values or None) of a bucket.  Without
+    ``keep_values`` the items must come sorted (a cursor's order) and only
+    their sizes are kept."""
+    if keep_values:
+        pairs = items if isinstance(items, list) else list(items)
+        if not _is_sorted(pairs):
+            pairs = sorted(pairs, key=lambda kv: kv[0])
+    else:
+        pairs = items
     keys = []
-    values = []
+    vlens = array("Q")
+    values = [] if keep_values else None
     prev = None
     for k, v in pairs:
         if not isinstance(k, (bytes, bytearray, memoryview)) or not isinstance(
@@ -229,10 +254,14 @@ def _sorted_items(name: bytes, items) -> tuple[list, list]:
             raise BboltError(f"bucket {name!r}: zero-length key")
         if prev is not None and k == prev:
             raise BboltError(f"bucket {name!r}: duplicate key {k!r}")
+        if prev is not None and not keep_values and k < prev:
+            raise BboltError(f"bucket {name!r}: streamed keys out of order")
         prev = k
         keys.append(k)
-        values.append(v)
-    return keys, values
+        vlens.append(len(v))
+        if keep_values:
+            values.append(v)
+    return keys, vlens, values
 
 
 def _is_sorted(items) -> bool:
@@ -250,20 +279,27 @@ def _is_sorted(items) -> bool:
 
 def write_bbolt(dest: str | os.PathLike | BinaryIO,
                 buckets: dict[bytes, Iterable[tuple[bytes, bytes]]],
-                page_size: int = 4096, *, inline: bool = True) -> int:
+                page_size: int = 4096, *, inline: bool = True,
+                reopen: Callable[[bytes], Iterable[tuple[bytes, bytes]]] | None = None) -> int:
     """Write ``buckets`` (top-level bucket name -> (key, value) pairs) as a bbolt file.
 
     ``dest`` is a path or a writable binary file object (it is written
     sequentially, so it need not be seekable).  Keys within a bucket are sorted
     here; empty or duplicate keys raise :class:`BboltError`.  Small buckets are
     stored inline as bbolt itself would (``inline=False`` turns that off).
+
+    With ``reopen`` the data is streamed in two passes and never held in
+    memory: ``buckets[name]`` (sorted) is read once for the keys and value
+    sizes, then ``reopen(name)`` must give the same items again, in order,
+    for the values (a second cursor over the same read transaction).
+
     Returns the number of bytes written (a multiple of ``page_size``).
     """
     if page_size < 1024 or page_size & (page_size - 1):
         raise BboltError(f"page size {page_size} must be a power of two >= 1024")
     if isinstance(dest, (str, os.PathLike)):
         with open(dest, "wb") as f:
-            n = write_bbolt(f, buckets, page_size, inline=inline)
+            n = write_bbolt(f, buckets, page_size, inline=inline, reopen=reopen)
             f.flush()
             os.fsync(f.fileno())
             return n
@@ -279,33 +315,37 @@ def write_bbolt(dest: str | os.PathLike | BinaryIO,
 
     max_inline = page_size // 4
     next_pgid = 3                                   # 0, 1: meta; 2: freelist
-    trees: list[_Tree] = []
+    trees: list[tuple[bytes, _Tree]] = []
     root_values: list[bytes | None] = []
     for name in names:
-        keys, values = _sorted_items(name, buckets[name])
+        keys, vlens, values = _sorted_items(name, buckets[name], keep_values=reopen is None)
         size = PAGE_HEADER_SIZE
         inlineable = inline
         if inlineable:
-            for k, v in zip(keys, values):
-                size += ELEM_SIZE + len(k) + len(v)
+            for k, vl in zip(keys, vlens):
+                size += ELEM_SIZE + len(k) + vl
                 if size > max_inline:
                     inlineable = False
                     break
         if inlineable:
+            if values is None:  # small by definition: take them now
+                values = [v for _, v in reopen(name)]
+                if len(values) != len(keys):
+                    raise BboltError("the data changed between the two passes of the export")
             page = bytearray(size)
             _fill_leaf(page, 0, 0, keys, values, None, 0, len(keys))
             root_values.append(BUCKET_HEADER.pack(0, 0) + bytes(page))
         else:
-            tree = _Tree(keys, values, None)
+            tree = _Tree(keys, vlens, values, None)
             next_pgid = tree.plan(next_pgid, page_size)
-            trees.append(tree)
+            trees.append((name, tree))
             root_values.append(None)
     # The root bucket's own tree: bucket name -> bucket header (+ inline page).
     ti = iter(trees)
     rvals = []
     for v in root_values:
-        rvals.append(v if v is not None else BUCKET_HEADER.pack(next(ti).root, 0))
-    root_tree = _Tree(names, rvals, [BUCKET_LEAF_FLAG] * len(names))
+        rvals.append(v if v is not None else BUCKET_HEADER.pack(next(ti)[1].root, 0))
+    root_tree = _Tree(names, [len(v) for v in rvals], rvals, [BUCKET_LEAF_FLAG] * len(names))
     hwm = root_tree.plan(next_pgid, page_size)
 
     written = 0
@@ -323,8 +363,11 @@ def write_bbolt(dest: str | os.PathLike | BinaryIO,
     PAGE_HEADER.pack_into(fl, 0, 2, FREELIST_PAGE, 0, 0)
     write(fl)
     pgid = 3
-    for tree in trees:
-        pgid = tree.emit(pgid, page_size, write)
+    for name, tree in trees:
+        source = iter(reopen(name)) if tree.values is None else None
+        pgid = tree.emit(pgid, page_size, write, source)
+        if source is not None and next(source, None) is not None:
+            raise BboltError("the data changed between the two passes of the export")
     pgid = root_tree.emit(pgid, page_size, write)
     assert pgid == hwm, (pgid, hwm)
     return written

@@ -276,7 +276,7 @@ class _HashingWriter:
 
 def write_snapshot(dest: str | os.PathLike | BinaryIO,
                    buckets: dict[bytes, Iterable[tuple[bytes, bytes]]],
-                   page_size: int = 4096) -> int:
+                   page_size: int = 4096, *, reopen=None) -> int:
     """Write a complete etcd snapshot (bbolt file + its sha256) in one pass.
 
     ``dest`` may be a path or any object with ``write`` (it need not be
@@ -285,14 +285,14 @@ def write_snapshot(dest: str | os.PathLike | BinaryIO,
     """
     if isinstance(dest, (str, os.PathLike)):
         with open(dest, "wb") as f:
-            n = write_snapshot(f, buckets, page_size)
+            n = write_snapshot(f, buckets, page_size, reopen=reopen)
             f.flush()
             os.fsync(f.fileno())
             return n
     if page_size % 512:
         raise ValueError("page size must be a multiple of 512")
     hw = _HashingWriter(dest)
-    n = write_bbolt(hw, buckets, page_size)
+    n = write_bbolt(hw, buckets, page_size, reopen=reopen)
     dest.write(hw.sha.digest())
     return n + SHA256_SIZE
 
