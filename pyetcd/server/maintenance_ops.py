@@ -9,8 +9,9 @@ as in etcd; only the NOSPACE alarm travels through the log.
 
 - Snapshot: every pending change is committed, then one LMDB read
   transaction is exported as an etcd bbolt file (all of etcd's buckets, with
-  meta/consistent_index and term) followed by its sha256, written to a
-  temporary file in a worker thread and streamed from there.
+  meta/consistent_index and term) followed by its sha256, piped from a
+  worker thread into the response stream (two passes over the transaction:
+  keys and sizes to plan the pages, then the values; never all in memory).
 - HashKV: crc32c (Castagnoli) of the bucket name ``key`` then every
   (revision key, value) of the key bucket up to the revision, skipping the
   revisions below the compaction that a compaction at that revision would not
@@ -32,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import tempfile
+import queue
 import time
 
 from pyetcd import errors
@@ -45,7 +46,7 @@ from pyetcd.storage.etcd_snapshot import crc32c, write_snapshot
 
 log = logging.getLogger("pyetcd.maintenance")
 
-SNAPSHOT_CHUNK = 256 * 1024  # etcd sends 32 KiB; larger chunks cost Python less
+SNAPSHOT_CHUNK = 1024 * 1024  # etcd sends 32 KiB; larger chunks cost Python less
 
 # etcd's quota.go cost model
 KV_OVERHEAD = 256
@@ -77,67 +78,110 @@ async def flush_backend(server) -> None:
 # --------------------------------------------------------------------------- snapshot
 
 
-async def snapshot_to_file(server, directory: str | None = None) -> tuple[str, int]:
-    """Export the backend as an etcd snapshot file (bbolt + sha256) in a
-    temporary file; returns (path, size of the bbolt part).  The caller
-    removes the file."""
-    async with _lock(server):
-        await flush_backend(server)
-        backend = server.backend
-        d = directory or os.path.dirname(backend.path)
-        fd, path = tempfile.mkstemp(prefix="snapshot-", suffix=".db.part", dir=d)
-        os.close(fd)
+class _Pipe:
+    """The exporting thread's ``write`` target: cuts the stream into chunks
+    for the event loop through a bounded queue (so a slow client slows the
+    export instead of filling memory).  ``closed`` stops the producer when
+    the client has gone."""
 
-        def work() -> int:
-            # two passes over one read transaction: keys and sizes, then the
-            # values straight to the file (memory: the keys, never the data)
-            with backend.read_view() as items, open(path, "wb") as f:
-                buckets = {name.encode(): items(name, _skip_local) for name in BUCKETS}
-                n = write_snapshot(f, buckets,
-                                   reopen=lambda name: items(name.decode(), _skip_local))
-                f.flush()
-                os.fsync(f.fileno())
-                return n
+    def __init__(self, depth: int = 8):
+        self.q: queue.Queue = queue.Queue(maxsize=depth)
+        self.buf = bytearray()
+        self.closed = False
 
-        loop = asyncio.get_running_loop()
-        try:
-            total = await loop.run_in_executor(None, work)
-        except BaseException:
-            os.remove(path)
-            raise
-        return path, total - 32
+    def put(self, item) -> None:
+        while not self.closed:
+            try:
+                self.q.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+        raise _ClientGone()
+
+    def write(self, b) -> int:
+        self.buf += b
+        while len(self.buf) >= SNAPSHOT_CHUNK:
+            self.put(bytes(self.buf[:SNAPSHOT_CHUNK]))
+            del self.buf[:SNAPSHOT_CHUNK]
+        return len(b)
+
+    def finish(self) -> None:
+        if self.buf:
+            self.put(bytes(self.buf))
+            self.buf = bytearray()
+
+
+class _ClientGone(Exception):
+    pass
 
 
 async def snapshot_stream(server):
     """Yield SnapshotResponses as etcd's maintenance server does: chunks of
     the database with remaining_bytes counting down, then one message with
-    the sha256 (remaining_bytes 0)."""
+    the sha256 (remaining_bytes 0).
+
+    The export is piped: a worker thread writes the bbolt file from one LMDB
+    read transaction straight into the response stream (its size is known
+    once the pages are planned, before the first byte), so the first chunk
+    leaves as soon as the plan is done and no temporary file is needed."""
     start = time.monotonic()
-    path, total = await snapshot_to_file(server)
-    log.info("sending database snapshot to client; total-bytes=%d size=%s", total,
-             _human(total))
     loop = asyncio.get_running_loop()
-    try:
-        f = open(path, "rb")
+    async with _lock(server):  # no defrag swaps the file under the read transaction
+        await flush_backend(server)
+        backend = server.backend
+        pipe = _Pipe()
+
+        def produce() -> None:
+            try:
+                with backend.read_view() as items:
+                    buckets = {name.encode(): items(name, _skip_local) for name in BUCKETS}
+                    write_snapshot(pipe, buckets,
+                                   reopen=lambda name: items(name.decode(), _skip_local),
+                                   on_size=lambda n: pipe.put(("size", n)))
+                pipe.finish()
+                pipe.put(None)
+            except _ClientGone:
+                pass
+            except BaseException as exc:  # noqa: BLE001 - handed to the stream
+                try:
+                    pipe.put(exc)
+                except _ClientGone:
+                    pass
+
+        producer = loop.run_in_executor(None, produce)
         try:
-            sent = 0
-            while sent < total:
-                n = min(SNAPSHOT_CHUNK, total - sent)
-                blob = await loop.run_in_executor(None, f.read, n)
-                if len(blob) != n:
-                    raise errors.EtcdError("Unknown", "etcdserver: snapshot file truncated")
-                sent += n
-                resp = pb.SnapshotResponse(remaining_bytes=total - sent, blob=blob)
-                server.header(resp.header)
-                yield resp
-            sha = f.read(32)
-            resp = pb.SnapshotResponse(remaining_bytes=0, blob=sha)
+            first = await loop.run_in_executor(None, pipe.q.get)
+            if isinstance(first, BaseException):
+                raise first
+            total = first[1]
+            log.info("sending database snapshot to client; total-bytes=%d size=%s", total,
+                     _human(total))
+            sent, tail = 0, bytearray()
+            while True:
+                item = pipe.q.get_nowait() if not pipe.q.empty() else \
+                    await loop.run_in_executor(None, pipe.q.get)
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                # the database's bytes, then its sha256 (the last 32 bytes)
+                room = total - sent
+                blob, extra = (item, b"") if len(item) <= room else (item[:room], item[room:])
+                tail += extra
+                if blob:
+                    sent += len(blob)
+                    resp = pb.SnapshotResponse(remaining_bytes=total - sent, blob=blob)
+                    server.header(resp.header)
+                    yield resp
+            if sent != total or len(tail) != 32:
+                raise errors.EtcdError("Unknown", "etcdserver: snapshot export ended early")
+            resp = pb.SnapshotResponse(remaining_bytes=0, blob=bytes(tail))
             server.header(resp.header)
             yield resp
         finally:
-            f.close()
-    finally:
-        os.remove(path)
+            pipe.closed = True
+            if not producer.done():
+                await asyncio.shield(producer)  # the read transaction ends with it
     log.info("sent database snapshot to client; total-bytes=%d took=%.3fs", total,
              time.monotonic() - start)
 

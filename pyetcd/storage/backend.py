@@ -267,7 +267,7 @@ class Backend:
         returns a fresh iterator of that bucket's (key, value) in key order
         (below ``end``; ``skip(bucket, key)`` drops entries) each time it is
         called, all from the same view.  Nothing is loaded in memory."""
-        with self.env.begin(buffers=False) as t:
+        with self._env_users, self.env.begin(buffers=False) as t:  # defrag waits for us
             dbs = self.dbs
 
             def items(bucket: str, skip=None, end: bytes | None = None):

@@ -280,7 +280,8 @@ def _is_sorted(items) -> bool:
 def write_bbolt(dest: str | os.PathLike | BinaryIO,
                 buckets: dict[bytes, Iterable[tuple[bytes, bytes]]],
                 page_size: int = 4096, *, inline: bool = True,
-                reopen: Callable[[bytes], Iterable[tuple[bytes, bytes]]] | None = None) -> int:
+                reopen: Callable[[bytes], Iterable[tuple[bytes, bytes]]] | None = None,
+                on_size: Callable[[int], None] | None = None) -> int:
     """Write ``buckets`` (top-level bucket name -> (key, value) pairs) as a bbolt file.
 
     ``dest`` is a path or a writable binary file object (it is written
@@ -293,13 +294,15 @@ def write_bbolt(dest: str | os.PathLike | BinaryIO,
     sizes, then ``reopen(name)`` must give the same items again, in order,
     for the values (a second cursor over the same read transaction).
 
-    Returns the number of bytes written (a multiple of ``page_size``).
+    ``on_size(n)`` is told the file's size once it is planned, before the
+    first byte is written.  Returns the number of bytes written (a multiple
+    of ``page_size``).
     """
     if page_size < 1024 or page_size & (page_size - 1):
         raise BboltError(f"page size {page_size} must be a power of two >= 1024")
     if isinstance(dest, (str, os.PathLike)):
         with open(dest, "wb") as f:
-            n = write_bbolt(f, buckets, page_size, inline=inline, reopen=reopen)
+            n = write_bbolt(f, buckets, page_size, inline=inline, reopen=reopen, on_size=on_size)
             f.flush()
             os.fsync(f.fileno())
             return n
@@ -347,6 +350,8 @@ def write_bbolt(dest: str | os.PathLike | BinaryIO,
         rvals.append(v if v is not None else BUCKET_HEADER.pack(next(ti)[1].root, 0))
     root_tree = _Tree(names, [len(v) for v in rvals], rvals, [BUCKET_LEAF_FLAG] * len(names))
     hwm = root_tree.plan(next_pgid, page_size)
+    if on_size is not None:
+        on_size(hwm * page_size)
 
     written = 0
 

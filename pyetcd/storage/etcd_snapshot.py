@@ -276,7 +276,7 @@ class _HashingWriter:
 
 def write_snapshot(dest: str | os.PathLike | BinaryIO,
                    buckets: dict[bytes, Iterable[tuple[bytes, bytes]]],
-                   page_size: int = 4096, *, reopen=None) -> int:
+                   page_size: int = 4096, *, reopen=None, on_size=None) -> int:
     """Write a complete etcd snapshot (bbolt file + its sha256) in one pass.
 
     ``dest`` may be a path or any object with ``write`` (it need not be
@@ -285,14 +285,14 @@ def write_snapshot(dest: str | os.PathLike | BinaryIO,
     """
     if isinstance(dest, (str, os.PathLike)):
         with open(dest, "wb") as f:
-            n = write_snapshot(f, buckets, page_size, reopen=reopen)
+            n = write_snapshot(f, buckets, page_size, reopen=reopen, on_size=on_size)
             f.flush()
             os.fsync(f.fileno())
             return n
     if page_size % 512:
         raise ValueError("page size must be a multiple of 512")
     hw = _HashingWriter(dest)
-    n = write_bbolt(hw, buckets, page_size, reopen=reopen)
+    n = write_bbolt(hw, buckets, page_size, reopen=reopen, on_size=on_size)
     dest.write(hw.sha.digest())
     return n + SHA256_SIZE
 

@@ -110,10 +110,14 @@ def restore(snapshot: str, *, name: str, initial_cluster: str, token: str,
     index, term = len(ids), 1
 
     db_path = os.path.join(data_dir, "member", "snap", "db")
-    backend = Backend(db_path, map_size=map_size, durable=True)
+    # unsynced commits, one full sync at the end (a crash mid-restore leaves
+    # a data dir to delete, never one that looks complete)
+    backend = Backend(db_path, map_size=map_size, durable=False)
     try:
         latest = 0
         n = 0
+        batch_bytes = 0
+        inflight = None  # the previous batch commits while the next is read
         with BboltReader(snapshot) as r:
             names = set(r.bucket_names())
             for bucket in BUCKETS:
@@ -127,9 +131,13 @@ def restore(snapshot: str, *, name: str, initial_cluster: str, token: str,
                         continue
                     backend.put(bucket, k, bytes(v))
                     n += 1
-                    if n % 10000 == 0:  # bound the writer's pending map
-                        ops, _ = backend.commit().result()
-                        backend.release(ops)
+                    batch_bytes += len(k) + len(v)
+                    if n % 10000 == 0 or batch_bytes >= 32 << 20:  # bound the pending map
+                        fut = backend.commit()
+                        if inflight is not None:
+                            ops, _ = inflight.result()
+                            backend.release(ops)
+                        inflight, batch_bytes = fut, 0
                     if bucket == "key":
                         latest = max(latest, int.from_bytes(k[:8], "big"))
             if b"cluster" in names:
@@ -149,6 +157,8 @@ def restore(snapshot: str, *, name: str, initial_cluster: str, token: str,
             backend.put("key", revision_key(latest), b"")
             if mark_compacted:
                 backend.put("meta", b"scheduledCompactRev", revision_key(latest))
+        if inflight is not None:
+            inflight.result()
         backend.commit().result()
         backend.sync()
     finally:

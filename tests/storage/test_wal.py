@@ -276,3 +276,24 @@ def test_valid_snapshot_entries(d):
     w.save_snapshot(8, 1)                     # not committed yet: not valid
     w.close()
     assert WAL.valid_snapshot_entries(d) == [(0, 0), (5, 1)]
+
+
+def test_fsync_is_timed_and_a_slow_one_is_logged(d, monkeypatch, caplog):
+    """Every group commit's fdatasync goes to the on_fsync observer (the
+    etcd_disk_wal_fsync_duration_seconds histogram); one over a second is
+    logged as etcd logs it."""
+    w = WAL.create(d, b"meta")
+    seen = []
+    w.on_fsync = seen.append
+    w.save(HardState(1, 1, 0), ents(1, 3))
+    assert len(seen) == 1 and 0 <= seen[0] < 1.0
+    w.save(HardState(1, 1, 2), ents(3, 4), sync=False)
+    assert len(seen) == 1  # an unsynced save has no fsync to time
+    clock = iter([100.0, 101.5])
+    monkeypatch.setattr(walmod.time, "monotonic", lambda: next(clock))
+    with caplog.at_level("WARNING", logger="pyetcd.wal"):
+        w.save(HardState(1, 1, 3), ents(4, 5))
+    assert seen[-1] == 1.5
+    assert any("slow fdatasync" in r.getMessage() and "took=1.500s" in r.getMessage()
+               for r in caplog.records)
+    w.close()
