@@ -67,7 +67,7 @@ class HTTPServer:
             try:
                 await asyncio.wait_for(srv.wait_closed(), 1.0)
             except asyncio.TimeoutError:
-                pass
+                log.warning("metrics listener did not close within 1 s")
         self.servers.clear()
 
     # ---- one connection ----------------------------------------------------------------
@@ -96,12 +96,12 @@ class HTTPServer:
             writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
             await writer.drain()
         except (asyncio.TimeoutError, ConnectionError, OSError, ValueError, asyncio.LimitOverrunError):
-            pass
+            log.debug("HTTP client went away or sent a malformed request")
         finally:
             try:
                 writer.close()
-            except Exception:  # noqa: BLE001
-                pass
+            except (ConnectionError, OSError, RuntimeError):
+                log.debug("closing an HTTP connection failed")
 
     async def route(self, method: str, target: str):
         u = urlsplit(target)

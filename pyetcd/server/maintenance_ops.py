@@ -112,7 +112,7 @@ class _Pipe:
 
 
 class _ClientGone(Exception):
-    pass
+    """The client hung up: the exporting thread stops writing."""
 
 
 async def snapshot_stream(server):
@@ -141,12 +141,12 @@ async def snapshot_stream(server):
                 pipe.finish()
                 pipe.put(None)
             except _ClientGone:
-                pass
+                return  # nobody is reading: end the read transaction
             except BaseException as exc:  # noqa: BLE001 - handed to the stream
                 try:
                     pipe.put(exc)
                 except _ClientGone:
-                    pass
+                    return
 
         producer = loop.run_in_executor(None, produce)
         try:
