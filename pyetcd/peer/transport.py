@@ -11,7 +11,15 @@ protobuf frames:
     dialer -> PeerFrame*           (many Raft messages per frame)
 
 Every message queued for a peer while its writer was busy goes out in the
-next frame, so a Ready's appends, heartbeats and votes share one write.  A
+next frame, so a Ready's appends, heartbeats and votes share one write.
+
+A snapshot message (a member too far behind for the log) travels with the
+leader's backend file: ``snapshot_file()`` makes a copy, the copy goes out in
+``SNAPSHOT_CHUNK`` frames before the message, whose data is only
+:data:`SNAPSHOT_IN_FILE`; the receiver appends the chunks to a file in
+``snapshot_dir`` and renames it ``<index>.snap.db`` (:func:`received_snapshot`)
+before it hands the message on, so neither side holds the database in memory
+and no frame grows with it.  A
 broken stream is redialled with exponential backoff; messages queued while a
 peer is unreachable are dropped (Raft retransmits) and ``on_unreachable``
 tells the Raft node so it can probe again later.
@@ -32,7 +40,15 @@ from pyetcd.raft.types import Message, MessageType
 log = logging.getLogger("pyetcd.peer")
 
 _LEN = struct.Struct(">I")
-MAX_FRAME = 512 * 1024 * 1024
+MAX_FRAME = 64 * 1024 * 1024
+SNAPSHOT_CHUNK = 4 * 1024 * 1024
+SNAPSHOT_IN_FILE = b"pyetcd:snapshot-in-file"  # a SNAP message's data: the db came beside it
+
+
+def received_snapshot(snapshot_dir: str, index: int) -> str:
+    """Where a snapshot's backend file received for ``index`` is kept."""
+    import os
+    return os.path.join(snapshot_dir, f"{index:016x}.snap.db")
 DIAL_TIMEOUT = 1.0
 BACKOFF_MIN, BACKOFF_MAX = 0.05, 1.0
 
@@ -179,21 +195,48 @@ class Peer:
                     raise ConnectionError("peer closed the stream")
                 await asyncio.sleep(0)  # gather what else this loop iteration sends
             msgs, self.queue = self.queue, []
-            if self.t.snapshot_data is not None:
-                msgs = [await self._with_data(m) if m.type == MessageType.SNAP else m for m in msgs]
+            if self.t.snapshot_file is not None and any(m.type == MessageType.SNAP for m in msgs):
+                await self._send_with_snapshots(writer, msgs)
+                continue
             write_frame(writer, encode_frame(msgs))
             await writer.drain()
-            for m in msgs:
-                if m.type == MessageType.SNAP:
-                    self.t.on_snapshot_status(self.id, True)
 
-    async def _with_data(self, m: Message) -> Message:
-        """A snapshot message carries the leader's whole backend."""
+    async def _send_with_snapshots(self, writer: asyncio.StreamWriter, msgs: list[Message]) -> None:
+        """In order: the messages before a snapshot message, the backend file
+        in chunks, then the snapshot message itself (data: the marker)."""
         import dataclasses
-        data = await asyncio.get_running_loop().run_in_executor(None, self.t.snapshot_data)
-        log.info("sending a snapshot of %d bytes at index %d to peer %x", len(data),
-                 m.snapshot.metadata.index, self.id)
-        return dataclasses.replace(m, snapshot=dataclasses.replace(m.snapshot, data=data))
+        import os
+        loop = asyncio.get_running_loop()
+        batch: list[Message] = []
+        for m in msgs:
+            if m.type != MessageType.SNAP:
+                batch.append(m)
+                continue
+            if batch:
+                write_frame(writer, encode_frame(batch))
+                batch = []
+            path = await loop.run_in_executor(None, self.t.snapshot_file)
+            try:
+                size = os.path.getsize(path)
+                log.info("sending a snapshot of %d bytes at index %d to peer %x", size,
+                         m.snapshot.metadata.index, self.id)
+                with open(path, "rb") as f:
+                    while True:
+                        chunk = await loop.run_in_executor(None, f.read, SNAPSHOT_CHUNK)
+                        if not chunk:
+                            break
+                        write_frame(writer, peer_pb2.PeerFrame(snapshot_chunk=chunk).SerializeToString())
+                        await writer.drain()
+            finally:
+                os.remove(path)
+            marked = dataclasses.replace(m, snapshot=dataclasses.replace(m.snapshot, data=SNAPSHOT_IN_FILE))
+            write_frame(writer, encode_frame([marked]))
+            await writer.drain()
+            log.info("sent a snapshot at index %d to peer %x", m.snapshot.metadata.index, self.id)
+            self.t.on_snapshot_status(self.id, True)
+        if batch:
+            write_frame(writer, encode_frame(batch))
+            await writer.drain()
 
     async def stop(self) -> None:
         self.stopped = True
@@ -214,7 +257,8 @@ class Transport:
                  is_removed: Callable[[int], bool] = lambda _id: False,
                  member_list: Callable[[], list[bytes]] = lambda: [],
                  on_removed: Callable[[], None] = lambda: None,
-                 snapshot_data: Callable[[], bytes] | None = None,
+                 snapshot_file: Callable[[], str] | None = None,
+                 snapshot_dir: str | None = None,
                  server_ssl: ssl.SSLContext | None = None,
                  client_ssl: ssl.SSLContext | None = None,
                  check_peer_cert: Callable[[dict | None], str] = lambda _c: "",
@@ -229,7 +273,8 @@ class Transport:
         self.is_removed = is_removed
         self.member_list = member_list
         self.on_removed = on_removed
-        self.snapshot_data = snapshot_data
+        self.snapshot_file = snapshot_file  # a copy of the backend to send; removed once sent
+        self.snapshot_dir = snapshot_dir    # where received backend files are kept
         self.server_ssl = server_ssl
         self.client_ssl = client_ssl
         self.check_peer_cert = check_peer_cert
@@ -289,6 +334,7 @@ class Transport:
         task = asyncio.current_task()
         self._conns.add(task)
         peer = writer.get_extra_info("peername")
+        part = None  # (file, path) of a snapshot being received
         try:
             hello = peer_pb2.PeerHello.FromString(await asyncio.wait_for(read_frame(reader), 5))
             sender = getattr(hello, "from")
@@ -327,7 +373,14 @@ class Transport:
                 if self.is_removed(sender):
                     log.warning("closing the stream of removed member %x", sender)
                     return
-                self.on_messages(decode_frame(data))
+                frame = peer_pb2.PeerFrame.FromString(data)
+                msgs = [message_from_pb(p) for p in frame.messages]
+                if frame.snapshot_chunk:
+                    part = await self._snapshot_chunk(part, sender, frame.snapshot_chunk)
+                if any(m.type == MessageType.SNAP for m in msgs):
+                    msgs, part = await self._snapshot_arrived(msgs, part, sender)
+                if msgs:
+                    self.on_messages(msgs)
         except ssl.SSLError as exc:
             log.error("TLS handshake with peer %s failed: %s", peer, exc)
         except (asyncio.IncompleteReadError, ConnectionError, OSError, asyncio.TimeoutError):
@@ -340,7 +393,51 @@ class Transport:
             self._conns.discard(task)
             for tasks in self._by_sender.values():
                 tasks.discard(task)
+            if part is not None:  # the stream broke mid-snapshot: the leader sends it again
+                import os
+                part[0].close()
+                os.remove(part[1])
             writer.close()
+
+    async def _snapshot_chunk(self, part, sender: int, chunk: bytes):
+        import os
+        loop = asyncio.get_running_loop()
+        if part is None:
+            if self.snapshot_dir is None:
+                raise ConnectionError("a snapshot chunk, but this member keeps no snapshots")
+            path = os.path.join(self.snapshot_dir, f"from-{sender:x}.snap.db.part")
+            part = (open(path, "wb"), path)
+        await loop.run_in_executor(None, part[0].write, chunk)
+        return part
+
+    async def _snapshot_arrived(self, msgs: list[Message], part, sender: int):
+        """File the received backend under the snapshot's index and pass the
+        message on; a snapshot message whose file did not arrive is dropped
+        (the leader sends the snapshot again)."""
+        import os
+        out = []
+        for m in msgs:
+            if m.type != MessageType.SNAP or m.snapshot is None or m.snapshot.data != SNAPSHOT_IN_FILE:
+                out.append(m)
+                continue
+            if part is None:
+                log.error("dropping a snapshot message from %x: its backend file did not arrive", sender)
+                continue
+            f, path = part
+            part = None
+
+            def finish() -> str:
+                f.flush()
+                os.fsync(f.fileno())
+                f.close()
+                final = received_snapshot(self.snapshot_dir, m.snapshot.metadata.index)
+                os.replace(path, final)
+                return final
+            final = await asyncio.get_running_loop().run_in_executor(None, finish)
+            log.info("received a snapshot of %d bytes at index %d from %x", os.path.getsize(final),
+                     m.snapshot.metadata.index, sender)
+            out.append(m)
+        return out, part
 
     async def stop(self) -> None:
         for srv in self.servers:

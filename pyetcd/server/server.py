@@ -27,13 +27,13 @@ from pyetcd.mvcc.kvstore import KVStore
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 from pyetcd.pb.pyetcdpb.internal_pb2 import InternalRequest
 from pyetcd.storage import wal as wal_mod
-from pyetcd.storage.backend import Backend
+from pyetcd.storage.backend import SENDING_SUFFIX, Backend
 from pyetcd.storage.restore import import_etcd_data_dir, is_bbolt
 from pyetcd.storage.failpoints import APPLY_BEFORE_CONSISTENT_INDEX, failpoint
 from pyetcd.storage.snap import Snapshotter
 from pyetcd.storage.wal import WAL
 
-from pyetcd.peer.transport import Transport, fetch_cluster
+from pyetcd.peer.transport import SNAPSHOT_IN_FILE, Transport, fetch_cluster, received_snapshot
 from pyetcd.raft.config import Config as RaftConfig
 from pyetcd.raft.rawnode import RawNode
 from pyetcd.raft.storage import MemoryStorage
@@ -142,6 +142,9 @@ class EtcdServer:
         wal_dir = os.path.join(self.data_dir, "member", "wal")
         snap_dir = os.path.join(self.data_dir, "member", "snap")
         self.snapshotter = Snapshotter(snap_dir)
+        for n in os.listdir(snap_dir):  # snapshot transfers a stop or crash cut short
+            if n.endswith((SENDING_SUFFIX, ".snap.db.part", ".snap.db")):
+                os.remove(os.path.join(snap_dir, n))
         if wal_mod.exists(wal_dir):
             self.wal = self._replay_wal(wal_dir)
         elif self.cluster.members:
@@ -184,7 +187,8 @@ class EtcdServer:
             is_removed=lambda mid: mid in self.cluster.removed,
             member_list=lambda: [m.to_json() for m in self.cluster.members.values()],
             on_removed=self._on_removed,
-            snapshot_data=self.backend_snapshot_data,
+            snapshot_file=lambda: self.backend.snapshot_copy(snap_dir),
+            snapshot_dir=snap_dir,
             server_ssl=server_ssl, client_ssl=client_ssl,
             check_peer_cert=lambda pc: check_peer_cert(cfg, pc),
             on_rtt=self.metrics.observe_peer_rtt)
@@ -634,9 +638,6 @@ class EtcdServer:
             raise errors.EtcdError(exc.code().name.title().replace("_", ""), exc.details()) from None
 
     # ---- snapshots ----------------------------------------------------------------------
-    def backend_snapshot_data(self) -> bytes:
-        return self.backend.snapshot_bytes()
-
     def maybe_snapshot(self) -> None:
         """Every --snapshot-count applied entries: record a Raft snapshot at
         the applied index and drop the log before it (keeping some entries so
@@ -673,16 +674,17 @@ class EtcdServer:
 
     async def restore_from_snapshot(self, snap: Snapshot) -> None:
         """Install the leader's backend (a member too far behind for the log)."""
-        if not snap.data:
+        if snap.data != SNAPSHOT_IN_FILE:
             self.applied_index = max(self.applied_index, snap.metadata.index)
             return
+        source = received_snapshot(self.snapshotter.dir, snap.metadata.index)
         log.info("installing a snapshot at index %d (%d bytes) from the leader",
-                 snap.metadata.index, len(snap.data))
+                 snap.metadata.index, os.path.getsize(source))
         while self._backend_inflight:
             await asyncio.sleep(0.005)
         path = self.backend.path
         self.backend.close()
-        Backend.install(path, snap.data)
+        Backend.install(path, source)
         self._open_state(path)
         ci, term = self.kv.consistent_index()
         self.applied_index = max(ci, snap.metadata.index)

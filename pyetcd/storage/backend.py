@@ -49,6 +49,8 @@ BUCKETS = (
     "auth", "authUsers", "authRoles",
 )
 
+SENDING_SUFFIX = ".db.sending"  # snapshot_copy's files (removed once sent; stale ones at start)
+
 _DELETED = None  # marker value in the pending map for a buffered delete
 
 
@@ -336,27 +338,28 @@ class Backend:
             self._env_users.release()
             self._write_lock.release()
 
-    def snapshot_bytes(self) -> bytes:
-        """A consistent copy of the committed database (what a lagging member
-        receives); call from a worker thread, it reads the whole file."""
+    def snapshot_copy(self, directory: str) -> str:
+        """A consistent, compacted copy of the committed database in a new
+        file in ``directory`` (what a lagging member receives); returns its
+        path, which the caller removes.  Worker thread."""
         import tempfile
-        with tempfile.TemporaryDirectory(dir=os.path.dirname(self.path)) as d:
-            path = os.path.join(d, "snap.db")
+        fd, path = tempfile.mkstemp(prefix="send-", suffix=SENDING_SUFFIX, dir=directory)
+        os.close(fd)
+        os.remove(path)  # LMDB creates it
+        try:
             with self._env_users:
                 self.env.copy(path, compact=True)
-            with open(path, "rb") as f:
-                return f.read()
+        except BaseException:
+            if os.path.exists(path):
+                os.remove(path)
+            raise
+        return path
 
     @staticmethod
-    def install(path: str, data: bytes) -> None:
-        """Replace the database file at ``path`` with ``data`` (durably).  The
-        backend on that path must be closed."""
-        tmp = path + ".incoming"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+    def install(path: str, source: str) -> None:
+        """Replace the database file at ``path`` with the (synced) file
+        ``source``, durably.  The backend on that path must be closed."""
+        os.replace(source, path)
         lock = path + "-lock"
         if os.path.exists(lock):
             os.remove(lock)

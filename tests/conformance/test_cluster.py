@@ -5,10 +5,12 @@ real etcd computes for the same flags."""
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
 
+from pyetcd.peer.transport import SNAPSHOT_CHUNK
 from tests.procs import LocalCluster, Server, etcdctl, free_port
 
 
@@ -206,15 +208,22 @@ def test_lagging_member_catches_up_by_snapshot(workdir, etcdctl35):
         lag = c.members[2]
         lag.stop()
         live = f"{c.members[0].endpoint},{c.members[1].endpoint}"
-        for i in range(150):
-            assert etcdctl(ctl, live, "put", f"k{i:03d}", f"v{i}").returncode == 0
+        for i in range(150):  # some values large, so the backend goes out in several chunks
+            value = f"v{i}" + ("x" * 60_000 if i < 80 else "")
+            assert etcdctl(ctl, live, "put", f"k{i:03d}", value).returncode == 0
         lag.start()
         r = _wait(lambda: (lambda r: r if "k149" in r.stdout else None)(
             etcdctl(ctl, lag.endpoint, "get", "k", "--prefix", "--keys-only")),
             timeout=15, what="the lagging member to catch up")
         assert r.stdout.split() == [f"k{i:03d}" for i in range(150)]
         assert "installing a snapshot at index" in lag.log()
+        got = re.search(r"received a snapshot of (\d+) bytes", lag.log())
+        assert got and int(got.group(1)) > SNAPSHOT_CHUNK  # streamed in chunks, not one frame
         assert "sending a snapshot of" in "".join(m.log() for m in c.members[:2])
+        assert etcdctl(ctl, lag.endpoint, "get", "k005", "--consistency=s",
+                       "--print-value-only").stdout.strip() == "v5" + "x" * 60_000
+        assert not [p for p in (lag.data_dir / "member" / "snap").iterdir()
+                    if p.name.endswith((".snap.db", ".part"))]
         # and it keeps replicating normally afterwards
         assert etcdctl(ctl, live, "put", "after", "snap").returncode == 0
         _wait(lambda: etcdctl(ctl, lag.endpoint, "get", "after", "--consistency=s",

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from pyetcd.pb.pyetcdpb import raft_pb2 as pyetcdpb_dot_raft__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13pyetcdpb/peer.proto\x12\x08pyetcdpb\x1a\x13pyetcdpb/raft.proto\"J\n\tPeerHello\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x0c\n\x04\x66rom\x18\x02 \x01(\x04\x12\n\n\x02to\x18\x03 \x01(\x04\x12\x0f\n\x07version\x18\x04 \x01(\t\"S\n\x11PeerHelloResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\x12\n\ncluster_id\x18\x03 \x01(\x04\x12\x0f\n\x07members\x18\x04 \x03(\x0c\"4\n\tPeerFrame\x12\'\n\x08messages\x18\x01 \x03(\x0b\x32\x15.pyetcdpb.RaftMessageb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13pyetcdpb/peer.proto\x12\x08pyetcdpb\x1a\x13pyetcdpb/raft.proto\"J\n\tPeerHello\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x0c\n\x04\x66rom\x18\x02 \x01(\x04\x12\n\n\x02to\x18\x03 \x01(\x04\x12\x0f\n\x07version\x18\x04 \x01(\t\"S\n\x11PeerHelloResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\x12\n\ncluster_id\x18\x03 \x01(\x04\x12\x0f\n\x07members\x18\x04 \x03(\x0c\"L\n\tPeerFrame\x12\'\n\x08messages\x18\x01 \x03(\x0b\x32\x15.pyetcdpb.RaftMessage\x12\x16\n\x0esnapshot_chunk\x18\x02 \x01(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,5 +37,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PEERHELLORESPONSE']._serialized_start=130
   _globals['_PEERHELLORESPONSE']._serialized_end=213
   _globals['_PEERFRAME']._serialized_start=215
-  _globals['_PEERFRAME']._serialized_end=267
+  _globals['_PEERFRAME']._serialized_end=291
 # @@protoc_insertion_point(module_scope)
