@@ -1,7 +1,8 @@
 """pyetcdctl: etcdctl's global flags, commands and output formats.
 
-Commands: snapshot save|status|restore, put, get, del, compaction, defrag,
-alarm list|disarm, member list, endpoint health|status|hashkv.
+Commands: snapshot save|status|restore, put, get, del, watch, compaction,
+defrag, alarm list|disarm, member list|add|remove|update|promote, endpoint
+health|status|hashkv, check perf.
 """
 from __future__ import annotations
 
@@ -16,6 +17,15 @@ from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 
 from . import certs
 from .output import human_bytes, table
+
+
+def _goq(s: str) -> str:
+    """Go's %q for printable text."""
+    return json.dumps(s, ensure_ascii=False)
+
+
+class BadArgs(Exception):
+    """etcdctl's ExitBadArgs (exit code 128)."""
 
 
 def _duration(text: str) -> float:
@@ -88,6 +98,30 @@ def build_parser() -> argparse.ArgumentParser:
     al.add_parser("disarm")
     mem = sub.add_parser("member").add_subparsers(dest="sub", required=True)
     mem.add_parser("list")
+    ma = mem.add_parser("add")
+    ma.add_argument("name", nargs="*")
+    ma.add_argument("--peer-urls", default="")
+    ma.add_argument("--learner", action="store_true")
+    mr = mem.add_parser("remove")
+    mr.add_argument("id", nargs="*")
+    mu = mem.add_parser("update")
+    mu.add_argument("id", nargs="*")
+    mu.add_argument("--peer-urls", default="")
+    mp = mem.add_parser("promote")
+    mp.add_argument("id", nargs="*")
+    w = sub.add_parser("watch")
+    w.add_argument("key", nargs="?")
+    w.add_argument("range_end", nargs="?")
+    w.add_argument("--prefix", action="store_true")
+    w.add_argument("--rev", type=int, default=0)
+    w.add_argument("--prev-kv", action="store_true")
+    w.add_argument("--progress-notify", action="store_true")
+    ck = sub.add_parser("check").add_subparsers(dest="sub", required=True)
+    cp = ck.add_parser("perf")
+    cp.add_argument("--load", default="s")
+    cp.add_argument("--prefix", default="/etcdctl-check-perf/")
+    cp.add_argument("--auto-compact", action="store_true")
+    cp.add_argument("--auto-defrag", action="store_true")
     ep = sub.add_parser("endpoint").add_subparsers(dest="sub", required=True)
     for name in ("health", "status", "hashkv"):
         e = ep.add_parser(name)
@@ -98,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class Ctl:
+    quote = staticmethod(lambda s: _goq(s))
+
     def __init__(self, args):
         self.args = args
         self.out = sys.stdout
@@ -272,6 +308,138 @@ class Ctl:
                 self.p(", ".join(r))
         return 0
 
+    # ---- members (etcdctl's member_command.go and printer_simple.go) ---------------------
+    @staticmethod
+    def _member_id(args: list[str]) -> int:
+        if len(args) != 1:
+            raise BadArgs("member ID is not provided")
+        try:
+            return int(args[0], 16)
+        except ValueError:
+            raise BadArgs(f"bad member ID arg (strconv.ParseUint: parsing {_goq(args[0])}: "
+                          "invalid syntax), expecting ID in Hex") from None
+
+    def member_add(self) -> int:
+        a = self.args
+        if len(a.name) < 1:
+            raise BadArgs("member name not provided")
+        if len(a.name) > 1:
+            raise BadArgs("too many arguments" + "".join(
+                f", did you mean --peer-urls={s}" for s in a.name if s.lower().startswith("http")))
+        name = a.name[0]
+        urls = [u for u in a.peer_urls.split(",") if u]
+        if not urls:
+            raise BadArgs("member peer urls not provided")
+        with self.client() as c:
+            resp = c.member_add(urls, a.learner)
+        if a.write_out == "json":
+            self.p(json.dumps(self._members_json(resp, member=resp.member)))
+            return 0
+        learner = " as learner " if resp.member.isLearner else " "
+        self.p(f"Member {resp.member.ID:16x} added{learner}to cluster {resp.header.cluster_id:16x}")
+        conf = []
+        for m in resp.members:
+            for u in m.peerURLs:
+                conf.append(f"{name if m.ID == resp.member.ID else m.name}={u}")
+        self.p()
+        self.p(f"ETCD_NAME={_goq(name)}")
+        self.p(f"ETCD_INITIAL_CLUSTER={_goq(','.join(conf))}")
+        self.p(f"ETCD_INITIAL_ADVERTISE_PEER_URLS={_goq(a.peer_urls)}")
+        self.p('ETCD_INITIAL_CLUSTER_STATE="existing"')
+        return 0
+
+    def member_remove(self) -> int:
+        mid = self._member_id(self.args.id)
+        with self.client() as c:
+            resp = c.member_remove(mid)
+        self.p(f"Member {mid:16x} removed from cluster {resp.header.cluster_id:16x}")
+        return 0
+
+    def member_update(self) -> int:
+        mid = self._member_id(self.args.id)
+        urls = [u for u in self.args.peer_urls.split(",") if u]
+        if not urls:
+            raise BadArgs("member peer urls not provided")
+        with self.client() as c:
+            resp = c.member_update(mid, urls)
+        self.p(f"Member {mid:16x} updated in cluster {resp.header.cluster_id:16x}")
+        return 0
+
+    def member_promote(self) -> int:
+        mid = self._member_id(self.args.id)
+        with self.client() as c:
+            resp = c.member_promote(mid)
+        self.p(f"Member {mid:16x} promoted in cluster {resp.header.cluster_id:16x}")
+        return 0
+
+    def _members_json(self, resp, member=None) -> dict:
+        def m(x):
+            d = {"ID": x.ID, "name": x.name, "peerURLs": list(x.peerURLs)}
+            if x.clientURLs:
+                d["clientURLs"] = list(x.clientURLs)
+            if x.isLearner:
+                d["isLearner"] = True
+            return d
+        out = {"header": self.header_json(resp.header)}
+        if member is not None:
+            out["member"] = m(member)
+        out["members"] = [m(x) for x in resp.members]
+        return out
+
+    # ---- watch (etcdctl's watch_command.go) ------------------------------------------------
+    def watch(self) -> int:
+        import base64
+        a = self.args
+        key = a.key if a.key is not None else os.environ.get("ETCDCTL_WATCH_KEY")
+        if key is None:
+            raise BadArgs("key is not provided")
+        k = key.encode()
+        end = a.range_end if a.range_end is not None else os.environ.get("ETCDCTL_WATCH_RANGE_END")
+        if a.prefix and end:
+            raise BadArgs("unexpected range_end")
+        create = pb.WatchCreateRequest(key=k, range_end=self._range_end(k, end, a.prefix),
+                                       start_revision=a.rev, prev_kv=a.prev_kv,
+                                       progress_notify=a.progress_notify)
+        with self.client() as c:
+            try:
+                for resp in c.watch(create):
+                    if resp.canceled:  # the Go client's WatchResponse.Err()
+                        why = ("etcdserver: mvcc: required revision has been compacted"
+                               if resp.compact_revision else resp.cancel_reason or
+                               "etcdserver: mvcc: required revision is a future revision")
+                        print(f"watch was canceled ({why})", file=sys.stderr)
+                    if (not resp.events and not resp.canceled and not resp.created
+                            and not resp.compact_revision and resp.header.revision):
+                        self.p(f"progress notify: {resp.header.revision}")
+                    for e in resp.events:
+                        if a.write_out == "json":
+                            continue
+                        self.p("PUT" if e.type == e.PUT else "DELETE")
+                        for kv in ([e.prev_kv] if e.HasField("prev_kv") else []) + [e.kv]:
+                            self.p(kv.key.decode(errors="replace"))
+                            self.p(kv.value.decode(errors="replace"))
+                    if a.write_out == "json" and resp.events:
+                        self.p(json.dumps({"Header": self.header_json(resp.header), "Events": [
+                            {"kv": {"key": base64.b64encode(e.kv.key).decode(),
+                                    "create_revision": e.kv.create_revision,
+                                    "mod_revision": e.kv.mod_revision, "version": e.kv.version,
+                                    "value": base64.b64encode(e.kv.value).decode()},
+                             **({"type": 1} if e.type == e.DELETE else {})} for e in resp.events],
+                            "CompactRevision": resp.compact_revision, "Canceled": resp.canceled,
+                            "Created": resp.created}))
+                    self.out.flush()
+                    if resp.canceled:
+                        break
+            except KeyboardInterrupt:
+                return 130
+        print("Error: watch is canceled by the server", file=sys.stderr)
+        return 5
+
+    # ---- check perf ------------------------------------------------------------------------
+    def check_perf(self) -> int:
+        from .check import check_perf
+        return check_perf(self)
+
     def endpoint(self) -> int:
         a = self.args
         eps = self.endpoints(a.cluster)
@@ -360,12 +528,18 @@ def main(argv: list[str] | None = None) -> int:
         ("snapshot", "restore"): ctl.snapshot_restore, ("put", None): ctl.put,
         ("get", None): ctl.get, ("del", None): ctl.delete, ("compaction", None): ctl.compaction,
         ("defrag", None): ctl.defrag, ("alarm", "list"): ctl.alarm, ("alarm", "disarm"): ctl.alarm,
-        ("member", "list"): ctl.member_list, ("endpoint", "health"): ctl.endpoint,
+        ("member", "list"): ctl.member_list, ("member", "add"): ctl.member_add,
+        ("member", "remove"): ctl.member_remove, ("member", "update"): ctl.member_update,
+        ("member", "promote"): ctl.member_promote, ("watch", None): ctl.watch,
+        ("check", "perf"): ctl.check_perf, ("endpoint", "health"): ctl.endpoint,
         ("endpoint", "status"): ctl.endpoint, ("endpoint", "hashkv"): ctl.endpoint,
     }
     fn = handlers[(args.cmd, getattr(args, "sub", None))]
     try:
         return fn()
+    except BadArgs as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 128
     except ClientError as exc:
         print(f"Error: {exc.message}", file=sys.stderr)
         return 1

@@ -182,3 +182,39 @@ class Client:
     # ---- cluster ----------------------------------------------------------------------
     def member_list(self) -> pb.MemberListResponse:
         return self._call(self.cluster.MemberList, pb.MemberListRequest())
+
+    def member_add(self, peer_urls: list[str], learner: bool = False) -> pb.MemberAddResponse:
+        return self._call(self.cluster.MemberAdd, pb.MemberAddRequest(peerURLs=peer_urls,
+                                                                      isLearner=learner))
+
+    def member_remove(self, member_id: int) -> pb.MemberRemoveResponse:
+        return self._call(self.cluster.MemberRemove, pb.MemberRemoveRequest(ID=member_id))
+
+    def member_update(self, member_id: int, peer_urls: list[str]) -> pb.MemberUpdateResponse:
+        return self._call(self.cluster.MemberUpdate, pb.MemberUpdateRequest(ID=member_id,
+                                                                            peerURLs=peer_urls))
+
+    def member_promote(self, member_id: int) -> pb.MemberPromoteResponse:
+        return self._call(self.cluster.MemberPromote, pb.MemberPromoteRequest(ID=member_id))
+
+    # ---- watch ------------------------------------------------------------------------
+    def watch(self, create: pb.WatchCreateRequest) -> Iterator[pb.WatchResponse]:
+        """One watcher on its own stream; yields every WatchResponse (the
+        created notice first) until the stream ends or the caller stops."""
+        import threading
+        done = threading.Event()
+
+        def requests():
+            yield pb.WatchRequest(create_request=create)
+            done.wait()  # the request side stays open as long as we watch
+
+        stream = rpc.WatchStub(self.channel).Watch(requests(), metadata=self._metadata)
+        try:
+            for resp in stream:
+                yield resp
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.CANCELLED:
+                raise ClientError(exc.code().name, exc.details() or str(exc)) from None
+        finally:
+            done.set()
+            stream.cancel()
