@@ -1,6 +1,7 @@
 """pyetcdctl: etcdctl's global flags, commands and output formats.
 
-Commands: snapshot save|status|restore, put, get, del, watch, compaction,
+Commands: snapshot save|status|restore, put, get, del, watch, lease
+grant|revoke|timetolive|list|keep-alive, compaction,
 defrag, alarm list|disarm, member list|add|remove|update|promote, endpoint
 health|status|hashkv, check perf.
 """
@@ -22,6 +23,12 @@ from .output import human_bytes, table
 def _goq(s: str) -> str:
     """Go's %q for printable text."""
     return json.dumps(s, ensure_ascii=False)
+
+
+def _bad_connection(exc: ClientError) -> int:
+    """etcdctl's ExitBadConnection (exit code 2)."""
+    print(f"Error: {exc.message}", file=sys.stderr)
+    return 2
 
 
 class BadArgs(Exception):
@@ -109,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     mu.add_argument("--peer-urls", default="")
     mp = mem.add_parser("promote")
     mp.add_argument("id", nargs="*")
+    ls = sub.add_parser("lease").add_subparsers(dest="sub", required=True)
+    for name in ("grant", "revoke", "timetolive", "keep-alive"):
+        lp = ls.add_parser(name)
+        lp.add_argument("arg", nargs="*")
+        if name == "timetolive":
+            lp.add_argument("--keys", action="store_true")
+        if name == "keep-alive":
+            lp.add_argument("--once", action="store_true")
+    ls.add_parser("list")
     w = sub.add_parser("watch")
     w.add_argument("key", nargs="?")
     w.add_argument("range_end", nargs="?")
@@ -435,6 +451,90 @@ class Ctl:
         print("Error: watch is canceled by the server", file=sys.stderr)
         return 5
 
+    # ---- lease (etcdctl's lease_command.go) -------------------------------------------------
+    @staticmethod
+    def _lease_id(arg: str) -> int:
+        try:
+            v = int(arg, 16)
+            if not -(1 << 63) <= v < (1 << 63) or arg.lower().startswith(("0x", "+")) or "_" in arg:
+                raise ValueError
+            return v
+        except ValueError:
+            raise BadArgs(f"bad lease ID arg (strconv.ParseInt: parsing {_goq(arg)}: invalid syntax), "
+                          "expecting ID in Hex") from None
+
+    def lease(self) -> int:
+        a = self.args
+        sub = a.sub
+        if sub == "grant":
+            if len(a.arg) != 1:
+                raise BadArgs("lease grant command needs TTL argument")
+            try:
+                ttl = int(a.arg[0], 10)
+            except ValueError:
+                raise BadArgs(f"bad TTL (strconv.ParseInt: parsing {_goq(a.arg[0])}: invalid syntax)") from None
+            with self.client() as c:
+                try:
+                    resp = c.lease_grant(ttl)
+                except ClientError as exc:
+                    raise ClientError(exc.code, f"failed to grant lease ({exc.message})") from None
+            self.p(f"lease {resp.ID:016x} granted with TTL({resp.TTL}s)")
+            return 0
+        if sub == "list":
+            with self.client() as c:
+                try:
+                    resp = c.leases()
+                except ClientError as exc:
+                    return _bad_connection(exc)
+            self.p(f"found {len(resp.leases)} leases")
+            for item in resp.leases:
+                self.p(f"{item.ID:016x}")
+            return 0
+        what = {"revoke": "lease revoke command needs 1 argument",
+                "timetolive": "lease timetolive command needs lease ID as argument",
+                "keep-alive": "lease keep-alive command needs lease ID as argument"}[sub]
+        if len(a.arg) != 1:
+            raise BadArgs(what)
+        lid = self._lease_id(a.arg[0])
+        with self.client() as c:
+            if sub == "revoke":
+                try:
+                    c.lease_revoke(lid)
+                except ClientError as exc:
+                    raise ClientError(exc.code, f"failed to revoke lease ({exc.message})") from None
+                self.p(f"lease {lid:016x} revoked")
+                return 0
+            if sub == "timetolive":
+                try:
+                    resp = c.lease_time_to_live(lid, a.keys)
+                except ClientError as exc:
+                    return _bad_connection(exc)
+                if resp.grantedTTL == 0 and resp.TTL == -1:
+                    self.p(f"lease {resp.ID:016x} already expired")
+                    return 0
+                txt = f"lease {resp.ID:016x} granted with TTL({resp.grantedTTL}s), remaining({resp.TTL}s)"
+                if a.keys:
+                    txt += f", attached keys([{' '.join(k.decode(errors='replace') for k in resp.keys)}])"
+                self.p(txt)
+                return 0
+            # keep-alive: the Go client renews every TTL/3 and stops when the lease is gone
+            try:
+                for resp in c.keep_alive(lid, None if a.once else (lambda ttl: max(ttl / 3.0, 0.5))):
+                    if resp.TTL <= 0:
+                        if a.once:
+                            return _bad_connection(ClientError(
+                                "NotFound", "etcdserver: requested lease not found"))
+                        break
+                    self.p(f"lease {resp.ID:016x} keepalived with TTL({resp.TTL})")
+                    self.out.flush()
+            except ClientError as exc:
+                return _bad_connection(exc)
+            except KeyboardInterrupt:
+                return 130
+        if not a.once:
+            self.p(f"lease {lid:016x} expired or revoked.")
+        return 0
+
     # ---- check perf ------------------------------------------------------------------------
     def check_perf(self) -> int:
         from .check import check_perf
@@ -531,6 +631,9 @@ def main(argv: list[str] | None = None) -> int:
         ("member", "list"): ctl.member_list, ("member", "add"): ctl.member_add,
         ("member", "remove"): ctl.member_remove, ("member", "update"): ctl.member_update,
         ("member", "promote"): ctl.member_promote, ("watch", None): ctl.watch,
+        ("lease", "grant"): ctl.lease, ("lease", "revoke"): ctl.lease,
+        ("lease", "timetolive"): ctl.lease, ("lease", "keep-alive"): ctl.lease,
+        ("lease", "list"): ctl.lease,
         ("check", "perf"): ctl.check_perf, ("endpoint", "health"): ctl.endpoint,
         ("endpoint", "status"): ctl.endpoint, ("endpoint", "hashkv"): ctl.endpoint,
     }

@@ -218,3 +218,44 @@ class Client:
         finally:
             done.set()
             stream.cancel()
+
+    # ---- lease ------------------------------------------------------------------------
+    def lease_revoke(self, lease_id: int) -> pb.LeaseRevokeResponse:
+        return self._call(self.lease.LeaseRevoke, pb.LeaseRevokeRequest(ID=lease_id))
+
+    def lease_time_to_live(self, lease_id: int, keys: bool = False) -> pb.LeaseTimeToLiveResponse:
+        return self._call(self.lease.LeaseTimeToLive, pb.LeaseTimeToLiveRequest(ID=lease_id, keys=keys))
+
+    def leases(self) -> pb.LeaseLeasesResponse:
+        return self._call(self.lease.LeaseLeases, pb.LeaseLeasesRequest())
+
+    def keep_alive(self, lease_id: int, every=None) -> Iterator[pb.LeaseKeepAliveResponse]:
+        """Renew the lease: one request now, then one each ``every(ttl)``
+        seconds (None: only once); yields each answer until the lease is gone
+        (an answer with TTL <= 0 ends it, as the Go client's channel closes)."""
+        import queue as _queue
+        reqs: _queue.Queue = _queue.Queue()
+        reqs.put(pb.LeaseKeepAliveRequest(ID=lease_id))
+
+        def requests():
+            while True:
+                r = reqs.get()
+                if r is None:
+                    return
+                yield r
+
+        stream = self.lease.LeaseKeepAlive(requests(), metadata=self._metadata)
+        try:
+            for resp in stream:
+                yield resp
+                if resp.TTL <= 0 or every is None:
+                    return
+                import time as _time
+                _time.sleep(every(resp.TTL))
+                reqs.put(pb.LeaseKeepAliveRequest(ID=lease_id))
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.CANCELLED:
+                raise ClientError(exc.code().name, exc.details() or str(exc)) from None
+        finally:
+            reqs.put(None)
+            stream.cancel()

@@ -188,3 +188,60 @@ def test_check_perf(servers, etcdctl35):
         "/etcdctl-check-perf/' first")
     got, want = pyctl(ep, "check", "perf", "--load=huge"), etcdctl(etcdctl35, ep, "check", "perf", "--load=huge")
     assert (got.returncode, _last_err(got.stderr)) == (want.returncode, _last_err(want.stderr))
+
+
+def test_lease_commands_match_etcdctl(servers, etcdctl35):
+    s = servers("pyetcd").start()
+    ep, ctl = s.endpoint, etcdctl35
+
+    def both(*args):
+        return pyctl(ep, *args), etcdctl(ctl, ep, *args)
+
+    def same(got, want, norm=lambda t: t):
+        assert got.returncode == want.returncode, (got.stderr, want.stderr)
+        assert norm(got.stdout) == norm(want.stdout)
+        if got.returncode:
+            assert _last_err(got.stderr) == _last_err(want.stderr)
+
+    ids = re.compile(r"lease [0-9a-f]{16} ")
+    got, want = both("lease", "grant", "600")
+    same(got, want, lambda t: ids.sub("lease <id> ", t))
+    a, b = got.stdout.split()[1], want.stdout.split()[1]
+    assert got.stdout == f"lease {a} granted with TTL(600s)\n"
+    assert pyctl(ep, "put", "k1", "v", f"--lease={a}").returncode == 0
+    assert pyctl(ep, "put", "k2", "v", f"--lease={a}").returncode == 0
+    remaining = re.compile(r"remaining\(\d+s\)")
+    for args in (["lease", "timetolive", a], ["lease", "timetolive", a, "--keys"]):
+        same(*both(*args), lambda t: remaining.sub("remaining(<n>s)", t))
+    assert "attached keys([k1 k2])" in pyctl(ep, "lease", "timetolive", a, "--keys").stdout
+    same(*both("lease", "list"))
+    same(*both("lease", "keep-alive", "--once", a))
+    for args in (["lease", "keep-alive", "--once", "ffff"], ["lease", "revoke", "ffff"],
+                 ["lease", "timetolive", "ffff"], ["lease", "grant"], ["lease", "grant", "x"],
+                 ["lease", "revoke", "zz"], ["lease", "revoke"], ["lease", "keep-alive"],
+                 ["lease", "grant", "99999999999"]):
+        same(*both(*args))
+    # a keep-alive that runs until the lease is revoked under it (renewals every TTL/3 = 2 s)
+    b = pyctl(ep, "lease", "grant", "6").stdout.split()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ETCDCTL_")}
+    procs = [subprocess.Popen([sys.executable, "-m", "pyetcdctl.main", f"--endpoints={ep}",
+                               "lease", "keep-alive", b], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env),
+             subprocess.Popen([ctl, f"--endpoints={ep}", "lease", "keep-alive", b],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=dict(env, ETCDCTL_API="3"))]
+    try:
+        first = [p.stdout.readline() for p in procs]
+        assert first[0] == first[1] == f"lease {b} keepalived with TTL(6)\n"
+        assert pyctl(ep, "lease", "revoke", b).stdout == f"lease {b} revoked\n"
+        outs = [p.communicate(timeout=30) for p in procs]  # the next renewal finds it gone
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in procs] == [0, 0]
+    rest = [o for o, _ in outs]
+    assert rest[0].endswith(f"lease {b} expired or revoked.\n")
+    assert rest[1].endswith(f"lease {b} expired or revoked.\n")
+    same(*both("lease", "timetolive", b))
+    assert pyctl(ep, "lease", "timetolive", b).stdout == f"lease {b} already expired\n"
