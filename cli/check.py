@@ -56,17 +56,11 @@ def _prefix_end(prefix: bytes) -> bytes:
 
 
 def _channel(ctl, endpoint: str):
-    from pyetcd.client.client import _target
+    from pyetcd.client.client import _target, channel_credentials
     a = ctl.args
     target, tls = _target(endpoint)
     if tls or a.cacert or a.cert:
-        def rd(p):
-            if not p:
-                return None
-            with open(p, "rb") as f:
-                return f.read()
-        creds = grpc.ssl_channel_credentials(rd(a.cacert), rd(a.tls_key), rd(a.cert))
-        return grpc.aio.secure_channel(target, creds)
+        return grpc.aio.secure_channel(target, channel_credentials(a.cacert, a.cert, a.tls_key))
     return grpc.aio.insecure_channel(target)
 
 

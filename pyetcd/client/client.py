@@ -32,6 +32,16 @@ def _target(endpoint: str) -> tuple[str, bool]:
     return endpoint, False
 
 
+def channel_credentials(cacert: str | None, cert: str | None, key: str | None):
+    """gRPC TLS credentials from etcdctl's --cacert/--cert/--key files."""
+    def rd(p):
+        if not p:
+            return None
+        with open(p, "rb") as f:
+            return f.read()
+    return grpc.ssl_channel_credentials(rd(cacert), rd(key), rd(cert))
+
+
 class Client:
     def __init__(self, endpoints: list[str] | str, *, dial_timeout: float = 2.0,
                  timeout: float = 5.0, cacert: str | None = None, cert: str | None = None,
@@ -44,12 +54,7 @@ class Client:
         self.dial_timeout = dial_timeout
         self._creds = None
         if cacert or cert or key:
-            def rd(p):
-                if not p:
-                    return None
-                with open(p, "rb") as f:
-                    return f.read()
-            self._creds = grpc.ssl_channel_credentials(rd(cacert), rd(key), rd(cert))
+            self._creds = channel_credentials(cacert, cert, key)
         self.insecure_transport = insecure_transport
         self.channel = None
         self.endpoint = None
