@@ -17,7 +17,7 @@ from bench.load import run
 
 @pytest.fixture(scope="module")
 def member(tmp_path_factory):
-    from tests.procs import Server
+    from pyetcd.testing import Server
     s = Server("pyetcd", tmp_path_factory.mktemp("bench")).start()
     yield s
     s.stop()

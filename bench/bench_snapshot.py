@@ -32,8 +32,7 @@ import pytest
 
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 from pyetcd.pb.etcdserverpb import rpc_pb2_grpc as pbg
-from tests.maintenance.common import etcdutl_path
-from tests.procs import Server, etcd_path, etcdctl, etcdctl_path
+from pyetcd.testing import Server, etcd_path, etcdctl, etcdctl_path, etcdutl_path
 
 DB_MB = int(os.environ.get("PYETCD_BENCH_DB_MB", "1024"))
 VALUE = 64 * 1024
@@ -156,7 +155,7 @@ def catch_up_one(kind: str, work: Path) -> dict:
     """A member stopped while ``DB_MB`` MiB are written comes back and must
     take the leader's backend as a Raft snapshot: seconds until it serves the
     last key (serializable read on it)."""
-    from tests.procs import LocalCluster
+    from pyetcd.testing import LocalCluster
     ctl = etcdctl_path("3.5")
     # etcd 3.5.1 keeps 5,000 entries after a snapshot (no flag to change that)
     catchup = ["--experimental-snapshot-catchup-entries", "5000"] if kind == "pyetcd" else []

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ from bench.load import run
 from pyetcd import certs
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 from pyetcd.pb.etcdserverpb import rpc_pb2_grpc as pbg
-from tests.procs import Server, etcdctl, etcdctl_path
+from pyetcd.testing import Server, etcdctl, etcdctl_path
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import pytest
 
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 from pyetcd.pb.etcdserverpb import rpc_pb2_grpc as pbg
-from tests.procs import LocalCluster
+from pyetcd.testing import LocalCluster
 
 
 def _cpu(pid: int) -> float:

@@ -1,3 +1,3 @@
 """pyetcdctl: the companion ctl (etcdctl's commands and output formats).
-Imports only pyetcd.client and pyetcd.pb, plus the storage layer for the
-offline snapshot tools (status, restore)."""
+Talks to members through pyetcd.client and the gRPC stubs only; the offline
+snapshot commands (status, restore) use pyetcd.offline."""

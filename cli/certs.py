@@ -3,19 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pyetcd.certs import _write, create, make_ca, make_cert  # noqa: F401 - re-exported for tests
+from pyetcd.certs import create
 
-def add_parser(sub) -> None:
-    p = sub.add_parser("certs", help="create TLS certificates for a cluster")
-    s = p.add_subparsers(dest="sub", required=True)
-    c = s.add_parser("create")
-    c.add_argument("--dir", default="pki", help="where to write the files (default ./pki)")
-    c.add_argument("--ip", action="append", default=None,
-                   help="an IP address SAN (repeatable; default 127.0.0.1)")
-    c.add_argument("--dns", action="append", default=None,
-                   help="a DNS name SAN (repeatable; default localhost)")
-    c.add_argument("--client-cn", default="root", help="the client certificate's CN (its user)")
-    c.add_argument("--days", type=int, default=3650)
+from .spec import Command, arg
 
 
 def run(args) -> int:
@@ -33,3 +23,16 @@ def run(args) -> int:
     print("\netcdctl flags:")
     print(f"  --cacert={paths['ca']}.crt --cert={paths['client']}.crt --key={paths['client']}.key")
     return 0
+
+
+COMMANDS = [
+    Command(("certs", "create"), run, (
+        arg("--dir", default="pki", help="where to write the files (default ./pki)"),
+        arg("--ip", action="append", default=None,
+            help="an IP address SAN (repeatable; default 127.0.0.1)"),
+        arg("--dns", action="append", default=None,
+            help="a DNS name SAN (repeatable; default localhost)"),
+        arg("--client-cn", default="root", help="the client certificate's CN (its user)"),
+        arg("--days", type=int, default=3650)),
+        "create TLS certificates for a cluster", needs_ctl=False),
+]

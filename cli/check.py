@@ -24,9 +24,13 @@ import time
 
 import grpc
 
-from pyetcd.client import ClientError
+from pyetcd.client import ClientError, channel_credentials, parse_endpoint
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 from pyetcd.pb.etcdserverpb import rpc_pb2_grpc as rpc
+from pyetcd.util.keys import prefix_end
+
+from .ctl import EXIT_BAD_FEATURE, EXIT_INTERRUPTED, EXIT_INVALID_INPUT
+from .spec import Command, arg
 
 LOADS = {"s": (150, 50), "m": (1000, 200), "l": (8000, 500), "xl": (15000, 1000)}
 ALIASES = {"s": "s", "small": "s", "m": "m", "medium": "m", "l": "l", "large": "l",
@@ -46,19 +50,9 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
-def _prefix_end(prefix: bytes) -> bytes:
-    k = bytearray(prefix)
-    for i in range(len(k) - 1, -1, -1):
-        if k[i] < 0xFF:
-            k[i] += 1
-            return bytes(k[:i + 1])
-    return b"\x00"
-
-
 def _channel(ctl, endpoint: str):
-    from pyetcd.client.client import _target, channel_credentials
     a = ctl.args
-    target, tls = _target(endpoint)
+    target, tls = parse_endpoint(endpoint)
     if tls or a.cacert or a.cert:
         return grpc.aio.secure_channel(target, channel_credentials(a.cacert, a.cert, a.tls_key))
     return grpc.aio.insecure_channel(target)
@@ -131,17 +125,17 @@ def check_perf(ctl) -> int:
     model = ALIASES.get(a.load)
     if model is None:
         print(f"Error: unknown load option {a.load}", file=sys.stderr)
-        return 4  # ExitBadFeature
+        return EXIT_BAD_FEATURE
     limit, clients = LOADS[model]
     # the run lasts 60 s as etcdctl's; tests may shorten it
     duration = float(os.environ.get("PYETCDCTL_CHECK_PERF_SECONDS", DURATION))
     prefix = a.prefix.encode()
     with ctl.client() as c:
-        if c.get(prefix, _prefix_end(prefix), limit=1).kvs:
+        if c.get(prefix, prefix_end(prefix), limit=1).kvs:
             print(f"Error: prefix {ctl.quote(a.prefix)} has keys. Delete with 'etcdctl del --prefix "
                   f"{a.prefix}' first", file=sys.stderr)
-            return 3  # ExitInvalidInput
-        metadata = c._metadata
+            return EXIT_INVALID_INPUT
+        metadata = c.metadata
     try:
         import uvloop
         run = uvloop.run
@@ -151,7 +145,7 @@ def check_perf(ctl) -> int:
         st = run(_load(ctl, prefix, limit, clients, duration, metadata))
     except KeyboardInterrupt:
         _cleanup(ctl, prefix, False)
-        return 5
+        return EXIT_INTERRUPTED
     _cleanup(ctl, prefix, a.auto_compact)
     if a.auto_defrag:
         for ep in ctl.endpoints(False):
@@ -191,7 +185,7 @@ def check_perf(ctl) -> int:
 def _cleanup(ctl, prefix: bytes, auto_compact: bool) -> None:
     try:
         with ctl.client() as c:
-            resp = c.delete(prefix, _prefix_end(prefix))
+            resp = c.delete(prefix, prefix_end(prefix))
             if auto_compact:
                 rev = resp.header.revision
                 print(f"Compacting with revision {rev}")
@@ -199,3 +193,11 @@ def _cleanup(ctl, prefix: bytes, auto_compact: bool) -> None:
                 print(f"Compacted with revision {rev}")
     except ClientError as exc:
         print(f"FAIL: Cleanup failed during key deletion: ERROR({exc.message})")
+
+
+COMMANDS = [
+    Command(("check", "perf"), check_perf, (
+        arg("--load", default="s"), arg("--prefix", default="/etcdctl-check-perf/"),
+        arg("--auto-compact", action="store_true"), arg("--auto-defrag", action="store_true")),
+        "Check the performance of the etcd cluster"),
+]

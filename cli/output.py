@@ -1,17 +1,9 @@
 """etcdctl's output helpers: go-humanize sizes and olekukonko/tablewriter tables."""
 from __future__ import annotations
 
-import math
+from pyetcd.util.sizes import human_bytes
 
-
-def human_bytes(s: int) -> str:
-    """go-humanize Bytes (SI units)."""
-    if s < 10:
-        return f"{s} B"
-    sizes = ["B", "kB", "MB", "GB", "TB", "PB", "EB"]
-    e = math.floor(math.log(s) / math.log(1000))
-    val = math.floor(s / 1000 ** e * 10 + 0.5) / 10
-    return (f"{val:.0f} {sizes[e]}" if val >= 10 else f"{val:.1f} {sizes[e]}")
+__all__ = ["human_bytes", "table"]
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:

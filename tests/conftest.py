@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import Server, etcd_path, etcdctl_path
+from pyetcd.testing import Server, etcd_path, etcdctl_path
 
 
 def pytest_addoption(parser):

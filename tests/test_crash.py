@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import Server, etcdctl, wait_ready
+from pyetcd.testing import Server, etcdctl, wait_ready
 
 
 def _writer(ctl, server, prefix, acked, lock, stop, pad=0):

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from tests.procs import etcdctl
+from pyetcd.testing import etcdctl
 
 
 def test_local_cluster_up_and_down(etcdctl35, tmp_path):

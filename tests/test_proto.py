@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from google.protobuf import descriptor_pb2
@@ -19,7 +20,8 @@ from google.protobuf import descriptor_pb2
 from pyetcd.pb.authpb import auth_pb2
 from pyetcd.pb.etcdserverpb import rpc_pb2
 from pyetcd.pb.mvccpb import kv_pb2
-from tests.procs import ROOT
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # fields etcd added after the etcd3 package was generated (all in etcd 3.5)
 NEWER_FIELDS = {

@@ -1,6 +1,7 @@
 """Shared pieces of the gRPC servicers: error mapping and request checks."""
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 
@@ -50,7 +51,7 @@ def unary(fn):
                 raise errors.NOT_SUPPORTED_FOR_LEARNER()
             if s.leader_id == 0 and require_leader(context):
                 raise errors.NO_LEADER()
-            if s.auth.enabled:
+            if s.gate.enabled:
                 CREDENTIALS.set(credentials_of(context))
             return await fn(self, request, context)
         except errors.EtcdError as exc:
@@ -151,8 +152,55 @@ def credentials_of(context) -> Credentials:
 
 def set_credentials(server, context) -> None:
     """For streaming handlers (the unary wrapper does this itself)."""
-    if server.auth.enabled:
+    if server.gate.enabled:
         CREDENTIALS.set(credentials_of(context))
+
+
+def stream(check_leader: bool = True):
+    """Wrap a server-streaming handler (an async generator): etcd's
+    require-leader check (unless ``check_leader`` is False), the request's
+    credentials, and errors mapped as :func:`unary` maps them."""
+    def decorate(fn):
+        name = fn.__name__
+
+        @functools.wraps(fn)
+        async def wrapper(self, request, context):
+            s = self.s
+            try:
+                if check_leader and s.leader_id == 0 and require_leader(context):
+                    raise errors.NO_LEADER()
+                set_credentials(s, context)
+                async for item in fn(self, request, context):
+                    yield item
+            except errors.EtcdError as exc:
+                await context.abort(status_code(exc.code), exc.message)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the client gets a clean status
+                log.exception("unexpected error in %s", name)
+                await context.abort(grpc.StatusCode.UNKNOWN, f"etcdserver: {type(exc).__name__}: {exc}")
+        return wrapper
+    return decorate
+
+
+DEADLINE_MARGIN = 0.01
+CONTEXT_DEADLINE = "context deadline exceeded"
+
+
+async def before_deadline(context, coro):
+    """Run a handler's wait within the client's deadline.  etcd's handlers
+    see that deadline in their context and answer ``ctx.Err()`` (code
+    Unknown, ``context deadline exceeded``) when it passes; answering just
+    before it lets the client get that answer rather than its own
+    DEADLINE_EXCEEDED."""
+    remaining = context.time_remaining()
+    if remaining is None:
+        return await coro
+    try:
+        async with asyncio.timeout(max(remaining - DEADLINE_MARGIN, 0.0)):
+            return await coro
+    except TimeoutError:
+        raise errors.EtcdError("Unknown", CONTEXT_DEADLINE) from None
 
 
 def require_leader(context) -> bool:

@@ -2,9 +2,8 @@
 
 etcd serves v3lock and v3election with its Go ``concurrency`` client talking
 to the server itself (``mutex.go``, ``election.go``, ``key.go``); this module
-is the same logic against the server directly: writes go through
-``server.propose`` (so through Raft), reads are linearizable, waits use the
-watchable store.  Keys and revisions are exactly etcd's, so a lock taken
+is the same logic against the server's facade directly: writes go through
+the log, reads are linearizable, waits use the server's watch hub.  Keys and revisions are exactly etcd's, so a lock taken
 here and one taken by ``etcdctl lock`` (client-side recipe) exclude each other.
 
 - lock key: ``<name>/<lease id in hex>``, value "", attached to the lease;
@@ -22,9 +21,7 @@ import asyncio
 from pyetcd import errors
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 from pyetcd.pb.mvccpb.kv_pb2 import Event
-from pyetcd.pb.pyetcdpb.internal_pb2 import InternalRequest
-
-from .watch import hub_of
+from pyetcd.util.keys import prefix_end
 
 DEFAULT_SESSION_TTL = 60  # concurrency.defaultSessionTTL
 
@@ -37,15 +34,6 @@ ERR_MISSING_LEADER_KEY = errors.EtcdError("Unknown", '"leader" field must be pro
 def compare_create(key: bytes, rev: int) -> pb.Compare:
     return pb.Compare(result=pb.Compare.EQUAL, target=pb.Compare.CREATE, key=key,
                       create_revision=rev)
-
-
-def prefix_end(key: bytes) -> bytes:
-    b = bytearray(key)
-    for i in range(len(b) - 1, -1, -1):
-        if b[i] < 0xFF:
-            b[i] += 1
-            return bytes(b[:i + 1])
-    return b"\x00"
 
 
 def first_create(pfx: bytes) -> pb.RangeRequest:
@@ -73,48 +61,32 @@ class LocalClient:
 
     def __init__(self, server):
         self.s = server
-        self.hub = hub_of(server)
 
-    async def _propose(self, **field):
-        (name, value), = field.items()
-        req = InternalRequest()
-        getattr(req, name).CopyFrom(value)
+    @staticmethod
+    async def _call(coro):
         try:
-            resp = await self.s.propose(req)
+            return await coro
         except errors.EtcdError as exc:
             raise as_client_error(exc) from None
-        self.s.header(resp.header)
-        return resp
 
     async def txn(self, t: pb.TxnRequest) -> pb.TxnResponse:
-        return await self._propose(txn=t)
+        return await self._call(self.s.txn(t))
 
     async def get(self, r: pb.RangeRequest) -> pb.RangeResponse:
-        s = self.s
-        try:
-            await s.linearizable_read()
-            ai = await s.check_read(lambda ai: s.auth.is_range_permitted(ai, r.key, r.range_end))
-            resp = s.applier.range(r)
-            s.check_read_revision(ai)
-        except errors.EtcdError as exc:
-            raise as_client_error(exc) from None
-        s.header(resp.header)
-        return resp
+        return await self._call(self.s.range(r))
 
     async def delete(self, key: bytes) -> pb.DeleteRangeResponse:
-        return await self._propose(delete_range=pb.DeleteRangeRequest(key=key))
+        return await self._call(self.s.delete_range(pb.DeleteRangeRequest(key=key)))
 
     async def grant(self, ttl: int) -> int:
-        resp = await self._propose(lease_grant=pb.LeaseGrantRequest(TTL=ttl, ID=self.s.next_lease_id()))
+        resp = await self._call(self.s.lease_grant(pb.LeaseGrantRequest(TTL=ttl)))
         return resp.ID
 
     async def watch(self, key: bytes, end: bytes | None, rev: int):
         """Responses (store WatchResponses with events) of a watch from ``rev``;
         raises COMPACTED when that revision is gone."""
-        store = self.hub.store
-        self.hub.ensure_running()
         ready = asyncio.Event()
-        ws = store.new_stream(on_ready=ready.set)
+        ws = self.s.watch_hub.new_stream(on_ready=ready.set)
         try:
             ws.watch(0, key, end, rev)
             while True:

@@ -4,17 +4,10 @@ current leader's key, Observe streams the leader's proclamations.  The
 recipe is in :mod:`pyetcd.api.concurrency`."""
 from __future__ import annotations
 
-import logging
-
-import grpc
-
-from pyetcd import errors
 from pyetcd.pb.v3electionpb import v3election_pb2 as epb
 
-from .common import require_leader, set_credentials, status_code, unary
+from .common import before_deadline, stream, unary
 from .concurrency import ERR_MISSING_LEADER_KEY, Election, LocalClient
-
-log = logging.getLogger("pyetcd.api.election")
 
 
 def _resume(c: LocalClient, lk: epb.LeaderKey) -> Election:
@@ -29,7 +22,7 @@ class ElectionServicer:
     @unary
     async def Campaign(self, request, context):
         e = Election(self.c, request.name, lease=request.lease)
-        await e.campaign(request.value)
+        await before_deadline(context, e.campaign(request.value))
         resp = epb.CampaignResponse()
         resp.header.CopyFrom(e.header)
         resp.leader.name = request.name
@@ -67,21 +60,10 @@ class ElectionServicer:
             resp.header.CopyFrom(e.header)
         return resp
 
+    @stream()
     async def Observe(self, request, context):
-        s = self.s
-        try:
-            if s.leader_id == 0 and require_leader(context):
-                raise errors.NO_LEADER()
-            set_credentials(s, context)
-            async for hdr, kv in Election(self.c, request.name).observe():
-                resp = epb.LeaderResponse()
-                resp.header.CopyFrom(hdr)
-                resp.kv.CopyFrom(kv)
-                yield resp
-        except errors.EtcdError as exc:
-            await context.abort(status_code(exc.code), exc.message)
-        except grpc.aio.AbortError:
-            raise
-        except Exception:  # noqa: BLE001
-            log.exception("observe stream failed")
-            await context.abort(grpc.StatusCode.UNKNOWN, "etcdserver: observe stream failed")
+        async for hdr, kv in Election(self.c, request.name).observe():
+            resp = epb.LeaderResponse()
+            resp.header.CopyFrom(hdr)
+            resp.kv.CopyFrom(kv)
+            yield resp

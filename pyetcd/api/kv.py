@@ -3,10 +3,6 @@ from __future__ import annotations
 
 from pyetcd import errors
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
-from pyetcd.pb.pyetcdpb.internal_pb2 import InternalRequest
-
-from pyetcd.server.apply_auth import check_txn as check_txn_auth
-from pyetcd.server.maintenance_ops import check_quota
 
 from .common import unary
 
@@ -109,16 +105,6 @@ def check_intervals(reqs) -> tuple[set, list]:
     return puts, dels
 
 
-def txn_readonly(r: pb.TxnRequest) -> bool:
-    for op in list(r.success) + list(r.failure):
-        kind = op.WhichOneof("request")
-        if kind in ("request_put", "request_delete_range"):
-            return False
-        if kind == "request_txn" and not txn_readonly(op.request_txn):
-            return False
-    return True
-
-
 class KVServicer:
     def __init__(self, server):
         self.s = server
@@ -126,57 +112,28 @@ class KVServicer:
     @unary
     async def Range(self, request, context):
         check_range(request)
-        s = self.s
-        if not request.serializable:
-            await s.linearizable_read()
-        ai = await s.check_read(lambda ai: s.auth.is_range_permitted(ai, request.key, request.range_end))
-        resp = s.applier.range(request)
-        s.check_read_revision(ai)
-        s.header(resp.header)
-        return resp
+        return await self.s.range(request)
 
     @unary
     async def Put(self, request, context):
-        check_quota(self.s, request)
+        self.s.check_quota(request)
         check_put(request)
-        req = InternalRequest()
-        req.put.CopyFrom(request)
-        resp = await self.s.propose(req)
-        self.s.header(resp.header)
-        return resp
+        return await self.s.put(request)
 
     @unary
     async def DeleteRange(self, request, context):
         check_delete(request)
-        req = InternalRequest()
-        req.delete_range.CopyFrom(request)
-        resp = await self.s.propose(req)
-        self.s.header(resp.header)
-        return resp
+        return await self.s.delete_range(request)
 
     @unary
     async def Txn(self, request, context):
         s = self.s
-        check_quota(s, request)
+        s.check_quota(request)
         check_txn(request, s.max_txn_ops)
         check_intervals(request.success)
         check_intervals(request.failure)
-        if txn_readonly(request):
-            await s.linearizable_read()
-            ai = await s.check_read(lambda ai: check_txn_auth(s.auth, ai, s.lessor, request))
-            resp = s.applier.txn(request)
-            s.check_read_revision(ai)
-        else:
-            req = InternalRequest()
-            req.txn.CopyFrom(request)
-            resp = await s.propose(req)
-        s.header(resp.header)
-        return resp
+        return await s.txn(request)
 
     @unary
     async def Compact(self, request, context):
-        req = InternalRequest()
-        req.compaction.CopyFrom(request)
-        resp = await self.s.propose(req)
-        self.s.header(resp.header)
-        return resp
+        return await self.s.compact(request)

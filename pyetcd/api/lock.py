@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pyetcd.pb.v3lockpb import v3lock_pb2 as lockpb
 
-from .common import unary
+from .common import before_deadline, unary
 from .concurrency import LocalClient, lock
 
 
@@ -16,7 +16,7 @@ class LockServicer:
 
     @unary
     async def Lock(self, request, context):
-        key, header = await lock(self.c, request.name, request.lease)
+        key, header = await before_deadline(context, lock(self.c, request.name, request.lease))
         resp = lockpb.LockResponse(key=key)
         resp.header.CopyFrom(header)
         return resp

@@ -27,88 +27,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 
 import grpc
 
 from pyetcd import errors
 from pyetcd.mvcc.kvstore import MVCCError
-from pyetcd.mvcc.watchable_store import WatchableStore, WatchError, WatchResponse
+from pyetcd.mvcc.watchable_store import WatchError, WatchResponse
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 from pyetcd.pb.mvccpb.kv_pb2 import Event
+from pyetcd.util.duration import parse_go_duration
 
 from .common import StreamDecodeError, require_leader, set_credentials, status_code
 
 log = logging.getLogger("pyetcd.api.watch")
 
-SYNC_PERIOD = 0.1           # etcd's watchResyncPeriod
 MAX_NO_LEADER_CHECKS = 3    # etcd's maxNoLeaderCnt
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """A Go duration ("10m", "1m30s", "500ms") in seconds."""
-    text = str(text).strip()
-    if text in ("", "0"):
-        return 0.0
-    pos, total = 0, 0.0
-    for m in _DURATION.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if pos != len(text):
-        raise ValueError(f"invalid duration {text!r}")
-    return total
-
-
-class WatchHub:
-    """The server's watchable store and the task that drives it (catch-up of
-    unsynced watchers, retries of victims).  One per server, shared by the
-    Watch, Lock and Election services."""
-
-    def __init__(self, server):
-        self.s = server
-        self.store = WatchableStore(server.kv, on_work=self._kick)
-        server.state_hooks.append(lambda: self.store.attach(server.kv))
-        self._work: asyncio.Event | None = None
-        self._task: asyncio.Task | None = None
-
-    def _kick(self) -> None:
-        if self._work is not None:
-            self._work.set()
-
-    def ensure_running(self) -> None:
-        if self._task is None or self._task.done():
-            self._work = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def _run(self) -> None:
-        store = self.store
-        work = self._work
-        while True:
-            try:
-                await asyncio.wait_for(work.wait(), SYNC_PERIOD)
-            except asyncio.TimeoutError:
-                pass
-            work.clear()
-            try:
-                while store.victims and store.move_victims():
-                    pass
-                if store.unsynced.watchers and store.sync_watchers():
-                    await asyncio.sleep(0.005)  # more history to read: go on soon
-                    work.set()
-            except Exception:  # noqa: BLE001 - keep serving the other watchers
-                log.exception("watch sync round failed")
-                await asyncio.sleep(SYNC_PERIOD)
-
-
-def hub_of(server) -> WatchHub:
-    hub = getattr(server, "_watch_hub", None)
-    if hub is None:
-        hub = server._watch_hub = WatchHub(server)
-    return hub
+DEFAULT_PROGRESS_INTERVAL = 600.0  # etcd's default --experimental-watch-progress-notify-interval
 
 
 class _StreamState:
@@ -123,9 +57,9 @@ class _StreamState:
 
 
 def fill_header(s, h: pb.ResponseHeader, revision: int) -> None:
-    h.cluster_id = s.cluster.cluster_id
-    h.member_id = s.member_id
-    h.raft_term = s.term
+    """The server's header with exactly ``revision`` (0 stays 0, as etcd
+    sends a compaction cancel)."""
+    s.header(h)
     h.revision = revision
 
 
@@ -158,22 +92,21 @@ def fragments(resp: pb.WatchResponse, limit: int) -> list[pb.WatchResponse]:
 class WatchServicer:
     def __init__(self, server):
         self.s = server
-        self.hub = hub_of(server)
         try:
-            self.progress_interval = parse_duration(
-                server.cfg.experimental_watch_progress_notify_interval) or 600.0
-        except (AttributeError, ValueError):
-            self.progress_interval = 600.0
+            self.progress_interval = parse_go_duration(
+                server.cfg.experimental_watch_progress_notify_interval or "0") \
+                or DEFAULT_PROGRESS_INTERVAL
+        except ValueError:
+            self.progress_interval = DEFAULT_PROGRESS_INTERVAL
 
     async def Watch(self, request_iterator, context):
         s = self.s
         need_leader = require_leader(context)
         if need_leader and s.leader_id == 0:
             await context.abort(grpc.StatusCode.UNAVAILABLE, errors.NO_LEADER.message)
-        self.hub.ensure_running()
         set_credentials(s, context)  # before the tasks below copy the context
         st = _StreamState()
-        ws = self.hub.store.new_stream(on_ready=st.ready.set)
+        ws = s.watch_hub.new_stream(on_ready=st.ready.set)
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(self._recv(request_iterator, ws, st)),
                  loop.create_task(self._ticks(ws, st, need_leader))]
@@ -227,14 +160,13 @@ class WatchServicer:
     async def _denied(self, creq: pb.WatchCreateRequest) -> str | None:
         """etcd's isWatchPermitted: the cancel reason, or None when allowed.
         (etcd checks the normalised request: an end of "\0" became empty.)"""
-        s = self.s
-        if not s.auth.enabled:
+        gate = self.s.gate
+        if not gate.enabled:
             return None
         key = creq.key or b"\x00"
         end = b"" if creq.range_end == b"\x00" else creq.range_end
         try:
-            ai = await s.auth_info()
-            s.auth.is_range_permitted(ai, key, end)
+            await gate.check("range", pb.RangeRequest(key=key, range_end=end))
         except errors.EtcdError:
             # etcd 3.5.1 sends the gRPC error's text for every refusal
             return "rpc error: code = PermissionDenied desc = etcdserver: permission denied"

@@ -35,13 +35,12 @@ from dataclasses import dataclass
 
 from pyetcd import errors
 from pyetcd.pb.authpb import auth_pb2 as authpb
+from pyetcd.storage import schema
 
 from .perms import UnifiedPerms
 
 ROOT_USER = "root"
 ROOT_ROLE = "root"
-_ENABLE_KEY = b"authEnabled"
-_REV_KEY = b"authRevision"
 _U64 = struct.Struct(">Q")
 _LETTERS = string.ascii_lowercase + string.ascii_uppercase
 READ, WRITE, READWRITE = authpb.Permission.READ, authpb.Permission.WRITE, authpb.Permission.READWRITE
@@ -135,12 +134,12 @@ class AuthStore:
         self.users: dict[str, authpb.User] = {}
         self.roles: dict[str, authpb.Role] = {}
         self.perm_cache: dict[str, UnifiedPerms] = {}
-        self.enabled = backend.get("auth", _ENABLE_KEY) == b"\x01"
-        raw = backend.get("auth", _REV_KEY)
+        self.enabled = backend.get(schema.AUTH, schema.AUTH_ENABLED) == b"\x01"
+        raw = backend.get(schema.AUTH, schema.AUTH_REVISION)
         self.revision = _U64.unpack(raw)[0] if raw and len(raw) == 8 else 0
-        for name, val in backend.iterate("authUsers"):
+        for name, val in backend.iterate(schema.AUTH_USERS):
             self.users[name.decode()] = authpb.User.FromString(val)
-        for name, val in backend.iterate("authRoles"):
+        for name, val in backend.iterate(schema.AUTH_ROLES):
             self.roles[name.decode()] = authpb.Role.FromString(val)
         if self.revision == 0:
             self._commit_revision()
@@ -149,20 +148,20 @@ class AuthStore:
     # ---- persistence ------------------------------------------------------------------
     def _commit_revision(self) -> None:
         self.revision += 1
-        self.be.put("auth", _REV_KEY, _U64.pack(self.revision))
+        self.be.put(schema.AUTH, schema.AUTH_REVISION, _U64.pack(self.revision))
 
     def _put_user(self, u: authpb.User) -> None:
         name = u.name.decode()
         self.users[name] = u
-        self.be.put("authUsers", u.name, u.SerializeToString())
+        self.be.put(schema.AUTH_USERS, u.name, u.SerializeToString())
 
     def _del_user(self, name: str) -> None:
         self.users.pop(name, None)
-        self.be.delete("authUsers", name.encode())
+        self.be.delete(schema.AUTH_USERS, name.encode())
 
     def _put_role(self, r: authpb.Role) -> None:
         self.roles[r.name.decode()] = r
-        self.be.put("authRoles", r.name, r.SerializeToString())
+        self.be.put(schema.AUTH_ROLES, r.name, r.SerializeToString())
 
     def _refresh_cache(self) -> None:
         cache = {}
@@ -188,30 +187,28 @@ class AuthStore:
             raise errors.ROOT_USER_NOT_EXIST()
         if not has_root_role(u):
             raise errors.ROOT_ROLE_NOT_EXIST()
-        self.be.put("auth", _ENABLE_KEY, b"\x01")
+        self.be.put(schema.AUTH, schema.AUTH_ENABLED, b"\x01")
         self.enabled = True
         self._refresh_cache()
 
     def auth_disable(self) -> None:
         if not self.enabled:
             return
-        self.be.put("auth", _ENABLE_KEY, b"\x00")
+        self.be.put(schema.AUTH, schema.AUTH_ENABLED, b"\x00")
         self._commit_revision()
         self.enabled = False
         self.tokens.clear()
 
     # ---- authentication -------------------------------------------------------------------
-    def check_password(self, name: str, password: str) -> int:
-        """The proposing member's check (slow: bcrypt); returns the revision it saw."""
+    def password_of(self, name: str) -> tuple[bytes, int]:
+        """(bcrypt hash, auth revision) of the user a client authenticates as;
+        etcd's errors when auth is off or the user cannot log in."""
         if not self.enabled:
             raise errors.AUTH_NOT_ENABLED()
         u = self.users.get(name)
         if u is None or u.options.no_password:
             raise errors.AUTH_FAILED()
-        rev = self.revision
-        if not check_password(u.password, password):
-            raise errors.AUTH_FAILED()
-        return rev
+        return u.password, self.revision
 
     def authenticate(self, name: str, prefix: str, index: int) -> str:
         """Apply an Authenticate entry: assign ``prefix.index`` to the user."""
@@ -338,7 +335,7 @@ class AuthStore:
         if name not in self.roles:
             raise errors.ROLE_NOT_FOUND()
         del self.roles[name]
-        self.be.delete("authRoles", name.encode())
+        self.be.delete(schema.AUTH_ROLES, name.encode())
         for u in list(self.users.values()):
             if name in u.roles:
                 nu = authpb.User()

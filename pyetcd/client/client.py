@@ -15,6 +15,7 @@ import grpc
 
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 from pyetcd.pb.etcdserverpb import rpc_pb2_grpc as rpc
+from pyetcd.util.tlsfiles import channel_credentials
 
 
 class ClientError(Exception):
@@ -24,22 +25,12 @@ class ClientError(Exception):
         self.message = message
 
 
-def _target(endpoint: str) -> tuple[str, bool]:
+def parse_endpoint(endpoint: str) -> tuple[str, bool]:
     """'http://h:p' / 'https://h:p' / 'h:p' -> (host:port, tls?)."""
     if "://" in endpoint:
         scheme, _, rest = endpoint.partition("://")
         return rest.rstrip("/"), scheme in ("https", "unixs")
     return endpoint, False
-
-
-def channel_credentials(cacert: str | None, cert: str | None, key: str | None):
-    """gRPC TLS credentials from etcdctl's --cacert/--cert/--key files."""
-    def rd(p):
-        if not p:
-            return None
-        with open(p, "rb") as f:
-            return f.read()
-    return grpc.ssl_channel_credentials(rd(cacert), rd(key), rd(cert))
 
 
 class Client:
@@ -70,7 +61,7 @@ class Client:
     def _connect(self) -> None:
         last = None
         for ep in self.endpoints:
-            target, tls = _target(ep)
+            target, tls = parse_endpoint(ep)
             if tls or (self._creds is not None and not self.insecure_transport):
                 creds = self._creds or grpc.ssl_channel_credentials()
                 ch = grpc.secure_channel(target, creds)
@@ -89,6 +80,11 @@ class Client:
             self.lease = rpc.LeaseStub(ch)
             return
         raise ClientError("DeadlineExceeded", "context deadline exceeded") from last
+
+    @property
+    def metadata(self) -> list[tuple[str, str]]:
+        """The call metadata (the auth token, once authenticated)."""
+        return list(self._metadata)
 
     def close(self) -> None:
         if self.channel is not None:

@@ -19,6 +19,7 @@ import time
 from typing import Callable
 
 from pyetcd.pb.leasepb.lease_pb2 import Lease as LeasePB
+from pyetcd.storage import schema
 
 MAX_LEASE_TTL = 9_000_000_000
 FOREVER = math.inf
@@ -64,14 +65,14 @@ class Lessor:
         self._restore()
 
     def _restore(self) -> None:
-        for _, v in self.backend.iterate("lease"):
+        for _, v in self.backend.iterate(schema.LEASE):
             pb = LeasePB.FromString(v)
             ttl = max(pb.TTL, self.min_ttl)
             self.leases[pb.ID] = Lease(pb.ID, ttl, pb.RemainingTTL)
 
     def _persist(self, lease: Lease) -> None:
         pb = LeasePB(ID=lease.id, TTL=lease.ttl, RemainingTTL=lease.remaining_ttl)
-        self.backend.put("lease", _ID.pack(lease.id), pb.SerializeToString())
+        self.backend.put(schema.LEASE, _ID.pack(lease.id), pb.SerializeToString())
 
     # ---- applied state changes ----------------------------------------------------------
     def grant(self, lease_id: int, ttl: int) -> Lease:
@@ -101,7 +102,7 @@ class Lessor:
             return
         for k in lease.keys:
             self.item_lease.pop(k, None)
-        self.backend.delete("lease", _ID.pack(lease_id))
+        self.backend.delete(schema.LEASE, _ID.pack(lease_id))
 
     def checkpoint(self, lease_id: int, remaining_ttl: int) -> None:
         lease = self.leases.get(lease_id)

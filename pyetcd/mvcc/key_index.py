@@ -250,13 +250,6 @@ class TreeIndex:
                 total += 1
         return total
 
-    def range_since(self, key: bytes, end: bytes | None, main: int) -> list[int]:
-        revs: list[int] = []
-        for ki in self.visit(key, end):
-            revs.extend(ki.since(main))
-        revs.sort()
-        return revs
-
     def compact(self, at_main: int) -> set[int]:
         keep: set[int] = set()
         empty = []

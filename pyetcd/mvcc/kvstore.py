@@ -20,15 +20,12 @@ import struct
 from typing import Callable
 
 from pyetcd.pb.mvccpb.kv_pb2 import KeyValue
+from pyetcd.storage import schema
 from pyetcd.storage.backend import Backend
 
 from . import revision as R
 from .key_index import TreeIndex
 
-META_CONSISTENT_INDEX = b"consistent_index"
-META_TERM = b"term"
-META_SCHEDULED_COMPACT = b"scheduledCompactRev"
-META_FINISHED_COMPACT = b"finishedCompactRev"
 
 _U64 = struct.Struct(">Q")
 COMPACTION_BATCH = 1000
@@ -72,7 +69,7 @@ class KVStore:
         last_main = 0
         leased: dict[bytes, int] = {}
         parse = KeyValue.FromString
-        for k, v in b.iterate("key"):
+        for k, v in b.iterate(schema.KEY):
             r, tomb = R.from_bytes(k)
             if not v:
                 # an empty value marks a bumped revision (etcdutl snapshot
@@ -88,8 +85,8 @@ class KVStore:
                 leased[kv.key] = kv.lease
             else:
                 leased.pop(kv.key, None)
-        sched = b.get("meta", META_SCHEDULED_COMPACT)
-        fin = b.get("meta", META_FINISHED_COMPACT)
+        sched = b.get(schema.META, schema.SCHEDULED_COMPACT_REV)
+        fin = b.get(schema.META, schema.FINISHED_COMPACT_REV)
         sched_main = R.main_of(R.from_bytes(sched)[0]) if sched else -1
         fin_main = R.main_of(R.from_bytes(fin)[0]) if fin else -1
         self.current_rev = max(last_main, sched_main, 1)
@@ -126,9 +123,9 @@ class KVStore:
         to_bytes = R.to_bytes
         parse = KeyValue.FromString
         if len(pairs) == 1 and txn is None:
-            return RangeResult([parse(get("key", to_bytes(pairs[0][1])))], total, cur)
+            return RangeResult([parse(get(schema.KEY, to_bytes(pairs[0][1])))], total, cur)
         with self.backend.read_txn() as t:
-            kvs = [parse(get("key", to_bytes(r), t)) for _, r in pairs]
+            kvs = [parse(get(schema.KEY, to_bytes(r), t)) for _, r in pairs]
         return RangeResult(kvs, total, cur)
 
     def write(self) -> "WriteTxn":
@@ -143,7 +140,7 @@ class KVStore:
         if rev > self.current_rev:
             raise FutureRevError()
         self.compact_main_rev = rev
-        self.backend.put("meta", META_SCHEDULED_COMPACT, R.to_bytes(R.rev(rev)))
+        self.backend.put(schema.META, schema.SCHEDULED_COMPACT_REV, R.to_bytes(R.rev(rev)))
         self._schedule_compaction(rev)
 
     def _schedule_compaction(self, rev: int):
@@ -167,20 +164,20 @@ class KVStore:
                         continue
                     if not cur.next():
                         break
-            wt.put("meta", META_FINISHED_COMPACT, fin)
+            wt.put(schema.META, schema.FINISHED_COMPACT_REV, fin)
             return deleted
 
         self.backend.schedule(job)
 
     # ---- consistent index (apply idempotence) ------------------------------------------
     def consistent_index(self) -> tuple[int, int]:
-        ci = self.backend.get("meta", META_CONSISTENT_INDEX)
-        term = self.backend.get("meta", META_TERM)
+        ci = self.backend.get(schema.META, schema.CONSISTENT_INDEX)
+        term = self.backend.get(schema.META, schema.TERM)
         return (_U64.unpack(ci)[0] if ci else 0, _U64.unpack(term)[0] if term else 0)
 
     def set_consistent_index(self, index: int, term: int) -> None:
-        self.backend.put("meta", META_CONSISTENT_INDEX, _U64.pack(index))
-        self.backend.put("meta", META_TERM, _U64.pack(term))
+        self.backend.put(schema.META, schema.CONSISTENT_INDEX, _U64.pack(index))
+        self.backend.put(schema.META, schema.TERM, _U64.pack(term))
 
 
 class WriteTxn:
@@ -217,7 +214,7 @@ class WriteTxn:
             created_main, ver = main, 0
         kv = KeyValue(key=key, value=value, create_revision=created_main,
                       mod_revision=main, version=ver + 1, lease=lease)
-        store.backend.put("key", R.to_bytes(r), kv.SerializeToString())
+        store.backend.put(schema.KEY, R.to_bytes(r), kv.SerializeToString())
         store.index.put(key, r)
         self.changes.append(kv)
         if store.lessor is not None:
@@ -243,7 +240,7 @@ class WriteTxn:
         main = self.begin_rev + 1
         r = R.rev(main, len(self.changes))
         kv = KeyValue(key=key)
-        store.backend.put("key", R.to_bytes(r, tombstone=True), kv.SerializeToString())
+        store.backend.put(schema.KEY, R.to_bytes(r, tombstone=True), kv.SerializeToString())
         store.index.tombstone(key, r)
         kv.mod_revision = main
         self.changes.append(kv)

@@ -23,10 +23,6 @@ def main_of(r: int) -> int:
     return r >> SUB_BITS
 
 
-def sub_of(r: int) -> int:
-    return r & SUB_MASK
-
-
 def to_bytes(r: int, tombstone: bool = False) -> bytes:
     b = _REV.pack(r >> SUB_BITS, b"_", r & SUB_MASK)
     return b + b"t" if tombstone else b

@@ -112,9 +112,6 @@ class SortedKeys:
             i += 1
             j = 0
 
-    def count_range(self, start: bytes, end: bytes | None) -> int:
-        return sum(1 for _ in self.irange(start, end))
-
     def __iter__(self) -> Iterator[bytes]:
         if self._new:
             self._merge()

@@ -27,10 +27,13 @@ tells the Raft node so it can probe again later.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import os
 import ssl
 import struct
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Protocol
 from urllib.parse import urlsplit
 
 from pyetcd.pb.pyetcdpb import peer_pb2
@@ -47,8 +50,9 @@ SNAPSHOT_IN_FILE = b"pyetcd:snapshot-in-file"  # a SNAP message's data: the db c
 
 def received_snapshot(snapshot_dir: str, index: int) -> str:
     """Where a snapshot's backend file received for ``index`` is kept."""
-    import os
     return os.path.join(snapshot_dir, f"{index:016x}.snap.db")
+
+
 DIAL_TIMEOUT = 1.0
 BACKOFF_MIN, BACKOFF_MAX = 0.05, 1.0
 
@@ -68,11 +72,6 @@ def encode_frame(messages: list[Message]) -> bytes:
     frame = peer_pb2.PeerFrame()
     frame.messages.extend(message_to_pb(m) for m in messages)
     return frame.SerializeToString()
-
-
-def decode_frame(data: bytes) -> list[Message]:
-    frame = peer_pb2.PeerFrame.FromString(data)
-    return [message_from_pb(p) for p in frame.messages]
 
 
 def _host_port(url: str) -> tuple[str, int]:
@@ -109,8 +108,8 @@ class Peer:
     def _drop(self, msgs: list[Message]) -> None:
         for m in msgs:
             if m.type == MessageType.SNAP:
-                self.t.on_snapshot_status(self.id, False)
-        self.t.on_unreachable(self.id)
+                self.t.host.on_snapshot_status(self.id, False)
+        self.t.host.on_unreachable(self.id)
 
     async def _dial(self):
         url = self.urls[self._url_index % len(self.urls)]
@@ -127,8 +126,7 @@ class Peer:
         await writer.drain()
         async with asyncio.timeout(5):
             resp = peer_pb2.PeerHelloResponse.FromString(await read_frame(reader))
-        if self.t.on_rtt is not None:
-            self.t.on_rtt(self.id, asyncio.get_running_loop().time() - t0)
+        self.t.host.on_rtt(self.id, asyncio.get_running_loop().time() - t0)
         if not resp.ok:
             writer.close()
             raise PermissionError(resp.error)
@@ -145,7 +143,7 @@ class Peer:
             except PermissionError as exc:
                 log.error("peer %x refused our stream: %s", self.id, exc)
                 if "has been removed" in str(exc):
-                    self.t.on_removed()
+                    self.t.host.on_removed()
                 await asyncio.sleep(BACKOFF_MAX)
                 continue
             except (OSError, asyncio.TimeoutError, ConnectionError, ValueError, ssl.SSLError) as exc:
@@ -195,7 +193,7 @@ class Peer:
                     raise ConnectionError("peer closed the stream")
                 await asyncio.sleep(0)  # gather what else this loop iteration sends
             msgs, self.queue = self.queue, []
-            if self.t.snapshot_file is not None and any(m.type == MessageType.SNAP for m in msgs):
+            if any(m.type == MessageType.SNAP for m in msgs):
                 await self._send_with_snapshots(writer, msgs)
                 continue
             write_frame(writer, encode_frame(msgs))
@@ -204,8 +202,6 @@ class Peer:
     async def _send_with_snapshots(self, writer: asyncio.StreamWriter, msgs: list[Message]) -> None:
         """In order: the messages before a snapshot message, the backend file
         in chunks, then the snapshot message itself (data: the marker)."""
-        import dataclasses
-        import os
         loop = asyncio.get_running_loop()
         batch: list[Message] = []
         for m in msgs:
@@ -215,7 +211,7 @@ class Peer:
             if batch:
                 write_frame(writer, encode_frame(batch))
                 batch = []
-            path = await loop.run_in_executor(None, self.t.snapshot_file)
+            path = await loop.run_in_executor(None, self.t.host.snapshot_file)
             try:
                 size = os.path.getsize(path)
                 log.info("sending a snapshot of %d bytes at index %d to peer %x", size,
@@ -233,7 +229,7 @@ class Peer:
             write_frame(writer, encode_frame([marked]))
             await writer.drain()
             log.info("sent a snapshot at index %d to peer %x", m.snapshot.metadata.index, self.id)
-            self.t.on_snapshot_status(self.id, True)
+            self.t.host.on_snapshot_status(self.id, True)
         if batch:
             write_frame(writer, encode_frame(batch))
             await writer.drain()
@@ -244,40 +240,60 @@ class Peer:
             self.task.cancel()
             try:
                 await self.task
-            except (asyncio.CancelledError, Exception):
+            except asyncio.CancelledError:
                 pass
+            except Exception:  # noqa: BLE001 - stopping anyway; say what failed
+                log.exception("stream to peer %x failed while stopping", self.id)
+
+
+class PeerHost(Protocol):
+    """What the transport needs from the member it serves: one object."""
+
+    def on_messages(self, msgs: list[Message]) -> None:
+        """Raft messages arrived from a peer."""
+
+    def on_unreachable(self, member_id: int) -> None:
+        """Messages to ``member_id`` were dropped (its stream is down)."""
+
+    def on_snapshot_status(self, member_id: int, ok: bool) -> None:
+        """A snapshot to ``member_id`` was sent, or could not be."""
+
+    def is_removed(self, member_id: int) -> bool:
+        """``member_id`` was removed from the cluster (its streams are refused)."""
+
+    def member_list(self) -> list[bytes]:
+        """The members as JSON, for a joining member's query."""
+
+    def on_removed(self) -> None:
+        """A peer refused us as removed: this member must stop."""
+
+    def snapshot_file(self) -> str:
+        """A copy of the backend to send with a snapshot (removed once sent)."""
+
+    def on_rtt(self, member_id: int, seconds: float) -> None:
+        """The round trip of a stream handshake with ``member_id``."""
+
+
+@dataclass
+class PeerTLS:
+    """TLS for peer streams: the listener's and the dialer's contexts, and a
+    check of a verified peer certificate (returns why it is refused, or "")."""
+    server_ssl: ssl.SSLContext | None = None
+    client_ssl: ssl.SSLContext | None = None
+    check_peer_cert: Callable[[dict | None], str] = lambda _cert: ""
 
 
 class Transport:
-    def __init__(self, local_id: int, cluster_id: int,
-                 on_messages: Callable[[list[Message]], None],
-                 on_unreachable: Callable[[int], None] = lambda _id: None,
-                 on_snapshot_status: Callable[[int, bool], None] = lambda _id, _ok: None,
-                 is_member: Callable[[int], bool] = lambda _id: True,
-                 is_removed: Callable[[int], bool] = lambda _id: False,
-                 member_list: Callable[[], list[bytes]] = lambda: [],
-                 on_removed: Callable[[], None] = lambda: None,
-                 snapshot_file: Callable[[], str] | None = None,
-                 snapshot_dir: str | None = None,
-                 server_ssl: ssl.SSLContext | None = None,
-                 client_ssl: ssl.SSLContext | None = None,
-                 check_peer_cert: Callable[[dict | None], str] = lambda _c: "",
-                 on_rtt: Callable[[int, float], None] | None = None):
+    def __init__(self, local_id: int, cluster_id: int, host: PeerHost, *,
+                 snapshot_dir: str | None = None, tls: PeerTLS | None = None):
         self.local_id = local_id
-        self.on_rtt = on_rtt  # (peer id, seconds of the stream handshake's round trip)
         self.cluster_id = cluster_id
-        self.on_messages = on_messages
-        self.on_unreachable = on_unreachable
-        self.on_snapshot_status = on_snapshot_status
-        self.is_member = is_member
-        self.is_removed = is_removed
-        self.member_list = member_list
-        self.on_removed = on_removed
-        self.snapshot_file = snapshot_file  # a copy of the backend to send; removed once sent
+        self.host = host
         self.snapshot_dir = snapshot_dir    # where received backend files are kept
-        self.server_ssl = server_ssl
-        self.client_ssl = client_ssl
-        self.check_peer_cert = check_peer_cert
+        tls = tls or PeerTLS()
+        self.server_ssl = tls.server_ssl
+        self.client_ssl = tls.client_ssl
+        self.check_peer_cert = tls.check_peer_cert
         self.peers: dict[int, Peer] = {}
         self.servers: list[asyncio.AbstractServer] = []
         self.active_since: dict[int, float] = {}
@@ -336,57 +352,22 @@ class Transport:
         peer = writer.get_extra_info("peername")
         part = None  # (file, path) of a snapshot being received
         try:
-            hello = peer_pb2.PeerHello.FromString(await asyncio.wait_for(read_frame(reader), 5))
-            sender = getattr(hello, "from")
-            error = ""
-            if writer.get_extra_info("ssl_object") is not None:
-                error = self.check_peer_cert(writer.get_extra_info("peercert"))
-                if error:
-                    log.error("refusing peer stream from %s: %s", peer, error)
-                    write_frame(writer, peer_pb2.PeerHelloResponse(ok=False, error=error)
-                                .SerializeToString())
-                    await writer.drain()
-                    return
-            if hello.cluster_id == 0 and hello.to == 0:  # a joining member's query
-                resp = peer_pb2.PeerHelloResponse(ok=False, cluster_id=self.cluster_id,
-                                                  members=self.member_list())
-                write_frame(writer, resp.SerializeToString())
-                await writer.drain()
-                return
-            if hello.cluster_id != self.cluster_id:
-                error = (f"cluster ID mismatch: member {self.local_id:x} is in cluster "
-                         f"{self.cluster_id:x}, the remote member {sender:x} claims cluster "
-                         f"{hello.cluster_id:x}")
-            elif hello.to != self.local_id:
-                error = f"member {self.local_id:x} is not the addressed member {hello.to:x}"
-            elif self.is_removed(sender):
-                error = f"member {sender:x} has been removed from the cluster"
-            if error:
-                log.error("refusing peer stream from %s: %s", peer, error)
-            write_frame(writer, peer_pb2.PeerHelloResponse(ok=not error, error=error).SerializeToString())
-            await writer.drain()
-            if error:
+            sender = await self._handshake(reader, writer, peer)
+            if sender is None:
                 return
             self._by_sender.setdefault(sender, set()).add(task)
             while True:
                 data = await read_frame(reader)
-                if self.is_removed(sender):
+                if self.host.is_removed(sender):
                     log.warning("closing the stream of removed member %x", sender)
                     return
-                frame = peer_pb2.PeerFrame.FromString(data)
-                msgs = [message_from_pb(p) for p in frame.messages]
-                if frame.snapshot_chunk:
-                    part = await self._snapshot_chunk(part, sender, frame.snapshot_chunk)
-                if any(m.type == MessageType.SNAP for m in msgs):
-                    msgs, part = await self._snapshot_arrived(msgs, part, sender)
-                if msgs:
-                    self.on_messages(msgs)
+                part = await self._receive(peer_pb2.PeerFrame.FromString(data), part, sender)
         except ssl.SSLError as exc:
             log.error("TLS handshake with peer %s failed: %s", peer, exc)
         except (asyncio.IncompleteReadError, ConnectionError, OSError, asyncio.TimeoutError):
-            pass
+            log.debug("stream from peer %s closed", peer)
         except asyncio.CancelledError:
-            pass
+            log.debug("stream from peer %s closed by this member", peer)
         except Exception:  # noqa: BLE001 - a bad peer must never take the member down
             log.exception("peer stream from %s failed", peer)
         finally:
@@ -394,13 +375,62 @@ class Transport:
             for tasks in self._by_sender.values():
                 tasks.discard(task)
             if part is not None:  # the stream broke mid-snapshot: the leader sends it again
-                import os
                 part[0].close()
                 os.remove(part[1])
             writer.close()
 
+    async def _handshake(self, reader, writer, peer) -> int | None:
+        """Read the dialer's hello and answer it; the sender's id when the
+        stream is accepted, None when it was answered and is done."""
+        hello = peer_pb2.PeerHello.FromString(await asyncio.wait_for(read_frame(reader), 5))
+        sender = getattr(hello, "from")
+        if writer.get_extra_info("ssl_object") is not None:
+            error = self.check_peer_cert(writer.get_extra_info("peercert"))
+            if error:
+                await self._answer(writer, peer, error)
+                return None
+        if hello.cluster_id == 0 and hello.to == 0:  # a joining member's query
+            resp = peer_pb2.PeerHelloResponse(ok=False, cluster_id=self.cluster_id,
+                                              members=self.host.member_list())
+            write_frame(writer, resp.SerializeToString())
+            await writer.drain()
+            return None
+        error = self._refusal(hello, sender)
+        await self._answer(writer, peer, error)
+        return None if error else sender
+
+    @staticmethod
+    async def _answer(writer, peer, error: str) -> None:
+        if error:
+            log.error("refusing peer stream from %s: %s", peer, error)
+        write_frame(writer, peer_pb2.PeerHelloResponse(ok=not error, error=error).SerializeToString())
+        await writer.drain()
+
+    def _refusal(self, hello, sender: int) -> str:
+        """Why a stream is refused ("" when it is accepted)."""
+        if hello.cluster_id != self.cluster_id:
+            return (f"cluster ID mismatch: member {self.local_id:x} is in cluster "
+                    f"{self.cluster_id:x}, the remote member {sender:x} claims cluster "
+                    f"{hello.cluster_id:x}")
+        if hello.to != self.local_id:
+            return f"member {self.local_id:x} is not the addressed member {hello.to:x}"
+        if self.host.is_removed(sender):
+            return f"member {sender:x} has been removed from the cluster"
+        return ""
+
+    async def _receive(self, frame, part, sender: int):
+        """One frame: snapshot chunks to the file being received, messages
+        to the host; returns the snapshot file still being received."""
+        msgs = [message_from_pb(p) for p in frame.messages]
+        if frame.snapshot_chunk:
+            part = await self._snapshot_chunk(part, sender, frame.snapshot_chunk)
+        if any(m.type == MessageType.SNAP for m in msgs):
+            msgs, part = await self._snapshot_arrived(msgs, part, sender)
+        if msgs:
+            self.host.on_messages(msgs)
+        return part
+
     async def _snapshot_chunk(self, part, sender: int, chunk: bytes):
-        import os
         loop = asyncio.get_running_loop()
         if part is None:
             if self.snapshot_dir is None:
@@ -414,7 +444,6 @@ class Transport:
         """File the received backend under the snapshot's index and pass the
         message on; a snapshot message whose file did not arrive is dropped
         (the leader sends the snapshot again)."""
-        import os
         out = []
         for m in msgs:
             if m.type != MessageType.SNAP or m.snapshot is None or m.snapshot.data != SNAPSHOT_IN_FILE:
@@ -449,8 +478,8 @@ class Transport:
         for srv in self.servers:
             try:
                 await asyncio.wait_for(srv.wait_closed(), 1)
-            except (asyncio.TimeoutError, Exception):
-                pass
+            except asyncio.TimeoutError:
+                log.warning("peer listener did not close within 1 s")
 
 
 async def fetch_cluster(urls: list[str], local_id: int = 0, client_ssl=None,

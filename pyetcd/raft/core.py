@@ -428,6 +428,3 @@ class Raft(LeaderMixin):
         if self.state == StateType.LEADER:
             self.after_conf_change_as_leader()
         return self.trk.conf_state()
-
-    def status_conf_state(self) -> ConfState:
-        return self.trk.conf_state()

@@ -367,6 +367,7 @@ class LeaderMixin:
             self.become_follower(self.term, NONE)
         else:
             self.send_append(target)
+
     def after_conf_change_as_leader(self) -> None:
         if self.id not in self.trk.progress or self.is_learner:
             # Removed: tell everyone the commit index, then hand leadership

@@ -28,13 +28,6 @@ class Unstable:
             return self.snapshot.metadata.index + 1
         return None
 
-    def maybe_last_index(self) -> int | None:
-        if self.entries:
-            return self.offset + len(self.entries) - 1
-        if self.snapshot is not None:
-            return self.snapshot.metadata.index
-        return None
-
     def maybe_term(self, i: int) -> int | None:
         if i < self.offset:
             snap = self.snapshot

@@ -37,7 +37,7 @@ from typing import Sequence
 from .config import Config
 from .core import Raft
 from .storage import Storage
-from .types import (NONE, RESPONSE_MESSAGES, LOCAL_MESSAGES, ConfChange, ConfState, Entry,
+from .types import (RESPONSE_MESSAGES, LOCAL_MESSAGES, ConfChange, ConfState, Entry,
                     EntryType, HardState, Message, MessageType, ProgressStatus, ProposalDropped, Ready,
                     Status, StateType, encode_conf_change)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Protocol, Sequence
 
 from .types import (EMPTY_HARD_STATE, ConfState, Entry, HardState, Snapshot,
-                    SnapshotMetadata, entry_size)
+                    SnapshotMetadata)
 
 
 class StorageError(Exception):

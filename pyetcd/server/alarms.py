@@ -4,13 +4,14 @@ AlarmMember, as etcd stores it)."""
 from __future__ import annotations
 
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
+from pyetcd.storage import schema
 
 
 class AlarmStore:
     def __init__(self, backend):
         self.backend = backend
         self.active: dict[tuple[int, int], pb.AlarmMember] = {}
-        for k, _ in backend.iterate("alarm"):
+        for k, _ in backend.iterate(schema.ALARM):
             m = pb.AlarmMember.FromString(k)
             self.active[(m.memberID, m.alarm)] = m
 
@@ -22,13 +23,13 @@ class AlarmStore:
             return None
         m = pb.AlarmMember(memberID=member_id, alarm=alarm)
         self.active[(member_id, alarm)] = m
-        self.backend.put("alarm", m.SerializeToString(), b"")
+        self.backend.put(schema.ALARM, m.SerializeToString(), b"")
         return m
 
     def deactivate(self, member_id: int, alarm: int) -> pb.AlarmMember | None:
         m = self.active.pop((member_id, alarm), None)
         if m is not None:
-            self.backend.delete("alarm", m.SerializeToString())
+            self.backend.delete(schema.ALARM, m.SerializeToString())
         return m
 
     def has(self, alarm: int) -> bool:

@@ -22,38 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 
 from pyetcd import errors
-from pyetcd.pb.pyetcdpb.internal_pb2 import InternalRequest
+from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
+from pyetcd.util.duration import parse_go_duration
 
 log = logging.getLogger("pyetcd.compactor")
 
 REVISION_INTERVAL = 300.0  # etcd's revInterval (5 minutes)
 _HOUR = 3600.0
-
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DUR = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-
-
-def parse_go_duration(text: str) -> float:
-    """Go's time.ParseDuration, in seconds ("1h30m", "500ms", "0")."""
-    s = text.strip()
-    if s in ("0", "+0", "-0"):
-        return 0.0
-    sign = -1.0 if s.startswith("-") else 1.0
-    s = s.lstrip("+-")
-    pos = 0
-    total = 0.0
-    for m in _DUR.finditer(s):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if pos != len(s) or not s:
-        raise ValueError(f'time: invalid duration "{text}"')
-    return sign * total
 
 
 def parse_retention(mode: str, retention: str) -> float:
@@ -93,23 +71,23 @@ class Compactor:
             self.task.cancel()
             try:
                 await self.task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+            except asyncio.CancelledError:
                 pass
+            except Exception:  # noqa: BLE001 - stopping anyway; say what failed
+                log.exception("auto %s compactor failed", self.mode)
             self.task = None
 
     # ---- helpers ----------------------------------------------------------------------
     def _paused(self) -> bool:
-        raft = getattr(self.server, "raft", None)
+        raft = self.server.raft
         return raft is None or not raft.is_leader or self.server.stopped
 
     def _rev(self) -> int:
         return self.server.kv.current_rev
 
     async def _compact(self, rev: int) -> bool:
-        req = InternalRequest()
-        req.compaction.revision = rev
         try:
-            await self.server.propose(req)
+            await self.server.compact(pb.CompactionRequest(revision=rev))
         except errors.EtcdError as exc:
             if exc.message == errors.COMPACTED.message:
                 return True
@@ -166,7 +144,7 @@ class Compactor:
                 log.info("completed auto revision compaction; revision=%d", rev)
 
 
-def start(server, **kw) -> Compactor | None:
+def start_compactor(server, **kw) -> Compactor | None:
     """Start the compactor the server's flags ask for (None when disabled)."""
     cfg = server.cfg
     mode = cfg.auto_compaction_mode or "periodic"
@@ -175,12 +153,4 @@ def start(server, **kw) -> Compactor | None:
         return None
     c = Compactor(server, mode, retention, **kw)
     c.start()
-    server.compactor = c
     return c
-
-
-async def stop(server) -> None:
-    c = getattr(server, "compactor", None)
-    if c is not None:
-        await c.stop()
-        server.compactor = None

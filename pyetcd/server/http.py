@@ -145,7 +145,7 @@ class HTTPServer:
         try:
             if not serializable:
                 await s.linearizable_read()
-            s.applier.range(pb.RangeRequest(key=b"health", keys_only=True, limit=1))
+            s.local_range(pb.RangeRequest(key=b"health", keys_only=True, limit=1))
         except errors.EtcdError as exc:
             return exc.message
         except Exception as exc:  # noqa: BLE001 - reported in the answer, as etcd does

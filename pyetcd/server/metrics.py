@@ -97,6 +97,36 @@ class ServerMetrics:
         h.observe(seconds)
 
 
+def _gauge(name, doc, value, labels=None):
+    from prometheus_client.core import GaugeMetricFamily
+    if labels:
+        g = GaugeMetricFamily(name, doc, labels=list(labels))
+        g.add_metric(list(labels.values()), value)
+        return g
+    return GaugeMetricFamily(name, doc, value=value)
+
+
+def _counter(name, doc, value):
+    from prometheus_client.core import CounterMetricFamily
+    return CounterMetricFamily(name, doc, value=value)
+
+
+def _untyped(name, doc, value):
+    """etcd's own names have no _total (a Go counter keeps its name as
+    given); prometheus_client would append one to a counter: untyped."""
+    from prometheus_client.core import Metric
+    f = Metric(name, doc, "unknown")
+    f.add_sample(name, {}, value)
+    return f
+
+
+def _hist(name, doc, h: Histogram):
+    from prometheus_client.core import HistogramMetricFamily
+    f = HistogramMetricFamily(name, doc, labels=[])
+    f.add_metric([], h.buckets(), h.sum)
+    return f
+
+
 class EtcdCollector:
     """A prometheus_client collector reading a live EtcdServer at scrape time."""
 
@@ -107,82 +137,75 @@ class EtcdCollector:
         return []
 
     def collect(self):
-        from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
-                                            HistogramMetricFamily, Metric)
+        yield from self._server()
+        yield from self._proposals()
+        yield from self._storage()
+        yield from self._network()
+        yield from self._grpc()
+
+    def _server(self):
         s = self.server
-        m: ServerMetrics = s.metrics
-
-        def gauge(name, doc, value, labels=None):
-            if labels:
-                g = GaugeMetricFamily(name, doc, labels=list(labels))
-                g.add_metric(list(labels.values()), value)
-            else:
-                g = GaugeMetricFamily(name, doc, value=value)
-            return g
-
-        def counter(name, doc, value):
-            return CounterMetricFamily(name, doc, value=value)
-
-        def plain(name, doc, value):
-            f = Metric(name, doc, "unknown")
-            f.add_sample(name, {}, value)
-            return f
-
-        def hist(name, doc, h: Histogram, labels=None):
-            f = HistogramMetricFamily(name, doc, labels=list(labels or {}))
-            f.add_metric(list((labels or {}).values()), h.buckets(), h.sum)
-            return f
-
         raft = s.raft
-        yield gauge("etcd_server_has_leader", "Whether or not a leader exists. 1 is existence, 0 is not.",
-                    1 if s.leader_id else 0)
-        yield gauge("etcd_server_is_leader", "Whether or not this member is a leader. 1 if is, 0 otherwise.",
-                    1 if raft is not None and raft.is_leader else 0)
-        yield gauge("etcd_server_is_learner", "Whether or not this member is a learner. 1 if is, 0 otherwise.",
-                    1 if s.is_learner() else 0)
-        yield counter("etcd_server_leader_changes_seen_total", "The number of leader changes seen.",
-                      m.leader_changes)
-        yield gauge("etcd_server_id", "Server or member ID in hexadecimal format. 1 for 'server_id' "
-                    "label with current ID.", 1, {"server_id": f"{s.member_id:x}"})
-        yield gauge("etcd_server_version", "Which version is running. 1 for 'server_version' label "
-                    "with current version.", 1, {"server_version": ETCD_VERSION})
-        yield gauge("etcd_cluster_version", "Which version is running. 1 for 'cluster_version' label "
-                    "with current cluster version", 1, {"cluster_version": API_VERSION})
-        yield gauge("etcd_server_quota_backend_bytes", "Current backend storage quota size in bytes.",
-                    s.cfg.quota_bytes)
-        committed = s.committed_index if raft is not None else 0
-        yield gauge("etcd_server_proposals_committed_total",
-                    "The total number of consensus proposals committed.", committed)
-        yield gauge("etcd_server_proposals_applied_total",
-                    "The total number of consensus proposals applied.", s.applied_index)
-        yield gauge("etcd_server_proposals_pending", "The current number of pending proposals to commit.",
-                    len(s._waiters))
-        yield counter("etcd_server_proposals_failed_total", "The total number of failed proposals seen.",
-                      m.proposals_failed)
-        yield counter("etcd_server_slow_apply_total", "The total number of slow apply requests "
-                      "(likely overloaded from slow disk).", m.slow_applies)
-        # etcd's own names have no _total (a Go counter keeps its name as
-        # given); prometheus_client would append one to a counter: untyped
-        yield plain("etcd_server_health_success", "The total number of successful health checks",
-                    m.health_success)
-        yield plain("etcd_server_health_failures", "The total number of failed health checks",
-                    m.health_failures)
-        yield hist("etcd_disk_wal_fsync_duration_seconds",
-                   "The latency distributions of fsync called by WAL.", m.wal_fsync)
-        yield hist("etcd_disk_backend_commit_duration_seconds",
-                   "The latency distributions of commit called by backend.", m.backend_commit)
-        yield gauge("etcd_mvcc_db_total_size_in_bytes",
-                    "Total size of the underlying database physically allocated in bytes.",
-                    s.backend.size())
-        yield gauge("etcd_mvcc_db_total_size_in_use_in_bytes",
-                    "Total size of the underlying database logically in use in bytes.",
-                    s.backend.size_in_use())
-        yield gauge("etcd_debugging_mvcc_current_revision",
-                    "The current revision of store.", s.kv.current_rev)
-        yield gauge("etcd_debugging_mvcc_compact_revision",
-                    "The revision of the last compaction in store.", max(0, s.kv.compact_main_rev))
+        yield _gauge("etcd_server_has_leader", "Whether or not a leader exists. 1 is existence, 0 "
+                     "is not.", 1 if s.leader_id else 0)
+        yield _gauge("etcd_server_is_leader", "Whether or not this member is a leader. 1 if is, 0 "
+                     "otherwise.", 1 if raft is not None and raft.is_leader else 0)
+        yield _gauge("etcd_server_is_learner", "Whether or not this member is a learner. 1 if is, "
+                     "0 otherwise.", 1 if s.is_learner() else 0)
+        yield _counter("etcd_server_leader_changes_seen_total", "The number of leader changes seen.",
+                       s.metrics.leader_changes)
+        yield _gauge("etcd_server_id", "Server or member ID in hexadecimal format. 1 for "
+                     "'server_id' label with current ID.", 1, {"server_id": f"{s.member_id:x}"})
+        yield _gauge("etcd_server_version", "Which version is running. 1 for 'server_version' "
+                     "label with current version.", 1, {"server_version": ETCD_VERSION})
+        yield _gauge("etcd_cluster_version", "Which version is running. 1 for 'cluster_version' "
+                     "label with current cluster version", 1, {"cluster_version": API_VERSION})
+        yield _gauge("etcd_server_quota_backend_bytes", "Current backend storage quota size in "
+                     "bytes.", s.cfg.quota_bytes)
+        yield _untyped("etcd_server_health_success", "The total number of successful health "
+                       "checks", s.metrics.health_success)
+        yield _untyped("etcd_server_health_failures", "The total number of failed health checks",
+                       s.metrics.health_failures)
+
+    def _proposals(self):
+        s = self.server
+        m = s.metrics
+        yield _gauge("etcd_server_proposals_committed_total",
+                     "The total number of consensus proposals committed.",
+                     s.committed_index if s.raft is not None else 0)
+        yield _gauge("etcd_server_proposals_applied_total",
+                     "The total number of consensus proposals applied.", s.applied_index)
+        yield _gauge("etcd_server_proposals_pending",
+                     "The current number of pending proposals to commit.", s.pending_proposals)
+        yield _counter("etcd_server_proposals_failed_total",
+                       "The total number of failed proposals seen.", m.proposals_failed)
+        yield _counter("etcd_server_slow_apply_total", "The total number of slow apply requests "
+                       "(likely overloaded from slow disk).", m.slow_applies)
+
+    def _storage(self):
+        s = self.server
+        m = s.metrics
+        yield _hist("etcd_disk_wal_fsync_duration_seconds",
+                    "The latency distributions of fsync called by WAL.", m.wal_fsync)
+        yield _hist("etcd_disk_backend_commit_duration_seconds",
+                    "The latency distributions of commit called by backend.", m.backend_commit)
+        yield _gauge("etcd_mvcc_db_total_size_in_bytes",
+                     "Total size of the underlying database physically allocated in bytes.",
+                     s.backend.size())
+        yield _gauge("etcd_mvcc_db_total_size_in_use_in_bytes",
+                     "Total size of the underlying database logically in use in bytes.",
+                     s.backend.size_in_use())
+        yield _gauge("etcd_debugging_mvcc_current_revision",
+                     "The current revision of store.", s.kv.current_rev)
+        yield _gauge("etcd_debugging_mvcc_compact_revision",
+                     "The revision of the last compaction in store.", max(0, s.kv.compact_main_rev))
+
+    def _network(self):
+        from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+        s = self.server
         t = s.transport
-        active = GaugeMetricFamily("etcd_network_active_peers", "The current number of active peer connections.",
+        active = GaugeMetricFamily("etcd_network_active_peers",
+                                   "The current number of active peer connections.",
                                    labels=["Local", "Remote"])
         if t is not None:
             for mid in sorted(s.cluster.members):
@@ -191,10 +214,15 @@ class EtcdCollector:
         yield active
         rtt = HistogramMetricFamily("etcd_network_peer_round_trip_time_seconds",
                                     "Round-Trip-Time histogram between peers", labels=["To"])
-        for mid, h in sorted(m.peer_rtt.items()):
+        for mid, h in sorted(s.metrics.peer_rtt.items()):
             rtt.add_metric([f"{mid:x}"], h.buckets(), h.sum)
         yield rtt
-        started = CounterMetricFamily("grpc_server_started", "Total number of RPCs started on the server.",
+
+    def _grpc(self):
+        from prometheus_client.core import CounterMetricFamily
+        m = self.server.metrics
+        started = CounterMetricFamily("grpc_server_started",
+                                      "Total number of RPCs started on the server.",
                                       labels=["grpc_method", "grpc_service", "grpc_type"])
         for (typ, svc, meth), n in sorted(m.grpc_started.items()):
             started.add_metric([meth, svc, typ], n)

@@ -10,8 +10,9 @@ every Ready is handled in order:
 2. the snapshot, hard state and entries are persisted (one WAL write and one
    fdatasync for the whole Ready, in a worker thread);
 3. a follower sends its messages (acknowledgements only after persisting);
-4. committed entries are applied in one batch; conf changes are applied to
-   the node and the member list in log order;
+4. committed entries go to the host's apply loop (which applies conf
+   changes to the node through :meth:`RaftNode.apply_conf_change`, in log
+   order);
 5. read states release the linearizable reads waiting on them;
 6. ``advance``.
 
@@ -31,33 +32,60 @@ import asyncio
 import dataclasses
 import heapq
 import itertools
-import json
 import logging
 import struct
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
-from pyetcd import errors
 from pyetcd.raft.rawnode import RawNode
 from pyetcd.raft.storage import MemoryStorage
+from pyetcd.raft.types import (NONE, ConfChange, ConfState, Entry, Message, ProposalDropped,
+                               Snapshot, StateType, Status)
 from pyetcd.storage.failpoints import (RAFT_AFTER_SAVE, RAFT_AFTER_SAVE_SNAP, RAFT_BEFORE_SAVE,
                                       RAFT_BEFORE_SAVE_SNAP, RAFT_BEFORE_WAL_RELEASE, failpoint)
-from pyetcd.raft.types import (NONE, ConfChange, ConfChangeType, EntryType, Message,
-                               ProposalDropped, StateType, decode_conf_change)
 
 log = logging.getLogger("pyetcd.raft_node")
 _U64 = struct.Struct(">Q")
 
 
+class RaftHost(Protocol):
+    """What the Ready loop needs from the member it serves (the server)."""
+
+    def apply_committed(self, entries: list[Entry]) -> int:
+        """Apply committed entries in order; returns the applied index."""
+
+    async def install_snapshot(self, snap: Snapshot) -> int:
+        """Replace the state with a snapshot's; returns the applied index."""
+
+    def on_leader_change(self, lead: int, is_leader: bool, was_leader: bool) -> None:
+        """The leader (or this member's role) changed."""
+
+    def on_ticks(self, ticks: int) -> None:
+        """``ticks`` heartbeat intervals passed (timers that follow Raft time)."""
+
+    def after_ready(self) -> None:
+        """One Ready was handled."""
+
+    def on_fatal(self, exc: BaseException) -> None:
+        """The loop failed: the member must stop acknowledging."""
+
+
 class RaftNode:
-    def __init__(self, server, node: RawNode, storage: MemoryStorage, transport, wal=None,
-                 tick_seconds: float = 0.1):
-        self.server = server
+    """``ticker``: True runs a real-time ticker every ``tick_seconds``; False
+    leaves time to the caller (:meth:`tick`), as a test's fake clock does."""
+
+    def __init__(self, host: RaftHost, node: RawNode, storage: MemoryStorage, transport, *,
+                 wal=None, snapshotter=None, applied: int = 0, tick_seconds: float = 0.1,
+                 ticker: bool = True):
+        self.host = host
         self.node = node
         self.storage = storage
         self.transport = transport
         self.wal = wal
-        self.snapshotter = None
+        self.snapshotter = snapshotter
+        self.applied = applied
         self.tick_seconds = tick_seconds
+        self.ticker = ticker
         self.pending: list[bytes] = []
         self.pending_cc: list[ConfChange] = []
         self.inbox: list[Message] = []
@@ -101,7 +129,7 @@ class RaftNode:
 
     def wait_applied(self, index: int) -> asyncio.Future:
         fut = asyncio.get_running_loop().create_future()
-        if self.server.applied_index >= index:
+        if self.applied >= index:
             fut.set_result(None)
         else:
             heapq.heappush(self.applied_waiters, (index, next(self._seq), fut))
@@ -136,11 +164,47 @@ class RaftNode:
         self.node.transfer_leader(to)
         self._wake.set()
 
+    def tick(self, n: int = 1) -> None:
+        """Advance Raft time by ``n`` heartbeat intervals."""
+        self.ticks += n
+        self._wake.set()
+
+    def campaign(self) -> None:
+        """Start an election now (a lone voter need not wait a timeout)."""
+        self.node.campaign()
+        self._wake.set()
+
+    def apply_conf_change(self, cc: ConfChange) -> ConfState:
+        """Apply a committed conf change to the node (from the host's apply loop)."""
+        return self.node.apply_conf_change(cc)
+
+    def report_unreachable(self, member_id: int) -> None:
+        self.node.report_unreachable(member_id)
+
+    def report_snapshot(self, member_id: int, ok: bool) -> None:
+        self.node.report_snapshot(member_id, ok)
+
+    # ---- state ----------------------------------------------------------------------------
+    @property
+    def term(self) -> int:
+        return self.node.raft.term
+
+    @property
+    def committed(self) -> int:
+        return self.node.raft.raft_log.committed
+
+    def conf_state(self) -> ConfState:
+        return self.node.raft.trk.conf_state()
+
+    def status(self) -> Status:
+        return self.node.status()
+
     # ---- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._ticker(), name="raft-ticker"),
-                       loop.create_task(self._run(), name="raft-loop")]
+        self._tasks = [loop.create_task(self._run(), name="raft-loop")]
+        if self.ticker:
+            self._tasks.append(loop.create_task(self._ticker(), name="raft-ticker"))
 
     async def stop(self) -> None:
         self.stopped = True
@@ -150,8 +214,10 @@ class RaftNode:
         for t in self._tasks:
             try:
                 await t
-            except (asyncio.CancelledError, Exception):
+            except asyncio.CancelledError:
                 pass
+            except Exception:  # noqa: BLE001 - stopping anyway; say what failed
+                log.exception("raft task %s failed while stopping", t.get_name())
         self._disk.shutdown(wait=True)
         if self.wal is not None:
             self.wal.close()
@@ -182,7 +248,7 @@ class RaftNode:
             self.failed = exc
             log.critical("raft loop failed; this member stops serving writes: %r", exc,
                          exc_info=True)
-            self.server.on_fatal(exc)
+            self.host.on_fatal(exc)
 
     # ---- feeding the node ---------------------------------------------------------------
     def _feed(self) -> None:
@@ -191,7 +257,7 @@ class RaftNode:
         for _ in range(ticks):
             node.tick()
         if ticks:
-            self.server.on_tick(ticks)
+            self.host.on_ticks(ticks)
         inbox, self.inbox = self.inbox, []
         for m in inbox:
             try:
@@ -253,7 +319,8 @@ class RaftNode:
         if leader_now and rd.messages:
             self.transport.send(rd.messages)
         if rd.snapshot is not None:
-            await self.server.restore_from_snapshot(rd.snapshot)
+            self.applied = await self.host.install_snapshot(rd.snapshot)
+            self._release_applied()
             stored = dataclasses.replace(rd.snapshot, data=b"")  # the backend holds the data
             if self.wal is not None:
                 await asyncio.get_running_loop().run_in_executor(
@@ -269,7 +336,8 @@ class RaftNode:
         if not leader_now and rd.messages:
             self.transport.send(rd.messages)
         if rd.committed_entries:
-            self._apply(rd.committed_entries)
+            self.applied = self.host.apply_committed(rd.committed_entries)
+            self._release_applied()
         for rs in rd.read_states:
             entry = self.reads_in_flight.pop(rs.request_ctx, None)
             if entry is None:
@@ -278,7 +346,7 @@ class RaftNode:
                 if not fut.done():
                     self._chain(self.wait_applied(rs.index), fut)
         node.advance(rd)
-        self.server.after_ready()
+        self.host.after_ready()
 
     @staticmethod
     def _chain(src: asyncio.Future, dst: asyncio.Future) -> None:
@@ -291,71 +359,14 @@ class RaftNode:
         was_leader = self.is_leader
         self.lead = ss.lead
         self.is_leader = ss.raft_state == StateType.LEADER
-        self.server.on_leader_change(ss.lead, self.is_leader, was_leader)
+        self.host.on_leader_change(ss.lead, self.is_leader, was_leader)
         if ss.lead != NONE:
             self._wake.set()  # proposals waiting for a leader can go now
 
-    def _apply(self, entries) -> None:
-        server = self.server
-        batch = []
-        for e in entries:
-            if e.type == EntryType.CONF_CHANGE:
-                if batch:
-                    server.apply_entries(batch)
-                    batch = []
-                self._apply_conf_change(e)
-            else:
-                batch.append((e.index, e.term, e.data))
-        if batch:
-            server.apply_entries(batch)
-        self._release_applied()
-
-    def _apply_conf_change(self, e) -> None:
-        server = self.server
-        if e.index <= server.applied_index:
-            return
-        cc = decode_conf_change(e.data) if e.data else None
-        if cc is None:
-            server.apply_entries([(e.index, e.term, b"")])
-            return
-        ok, err = server.check_conf_change(cc)
-        if ok:
-            self.node.apply_conf_change(cc)
-        else:
-            # keep Raft's config in step with the member list: a rejected change is a no-op
-            self.node.apply_conf_change(ConfChange(ConfChangeType.UPDATE_NODE, cc.node_id, b""))
-        server.apply_conf_change(e.index, e.term, cc, err)
-
     def _release_applied(self) -> None:
-        applied = self.server.applied_index
+        applied = self.applied
         w = self.applied_waiters
         while w and w[0][0] <= applied:
             _, _, fut = heapq.heappop(w)
             if not fut.done():
                 fut.set_result(None)
-
-    def fail_reads(self, exc: errors.EtcdError) -> None:
-        for batch, _ in self.reads_in_flight.values():
-            for f in batch:
-                if not f.done():
-                    f.set_exception(exc())
-        self.reads_in_flight.clear()
-        for f in self.read_batch:
-            if not f.done():
-                f.set_exception(exc())
-        self.read_batch = []
-
-
-def conf_change_context(member_json: bytes, req_id: int) -> bytes:
-    return json.dumps({"member": json.loads(member_json), "reqid": req_id},
-                      separators=(",", ":")).encode()
-
-
-def parse_conf_change_context(ctx: bytes) -> tuple[dict | None, int]:
-    if not ctx:
-        return None, 0
-    try:
-        d = json.loads(ctx)
-    except ValueError:
-        return None, 0
-    return d.get("member"), int(d.get("reqid", 0))

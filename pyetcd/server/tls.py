@@ -12,13 +12,14 @@ to both.
 """
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import logging
 import os
 import ssl
 
 import grpc
+
+from pyetcd.certs import self_signed
+from pyetcd.util.tlsfiles import TLSFileError, read_file
 
 from .config import Config, ConfigError
 
@@ -30,45 +31,9 @@ _TLS_VERSIONS = {"TLS1.2": ssl.TLSVersion.TLSv1_2, "TLS1.3": ssl.TLSVersion.TLSv
 
 def _read(path: str, what: str) -> bytes:
     try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path!r}: {exc.strerror}") from None
-
-
-def self_signed(dirpath: str, hosts: list[str]) -> tuple[str, str]:
-    """etcd's --auto-tls: a self-signed certificate kept in the data dir."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-    cert_path, key_path = os.path.join(dirpath, "cert.pem"), os.path.join(dirpath, "key.pem")
-    if os.path.exists(cert_path) and os.path.exists(key_path):
-        return cert_path, key_path
-    os.makedirs(dirpath, mode=0o700, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "etcd")])
-    sans = []
-    for h in hosts:
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(h)))
-        except ValueError:
-            sans.append(x509.DNSName(h))
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=365))
-            .add_extension(x509.SubjectAlternativeName(sans or [x509.DNSName("localhost")]), False)
-            .sign(key, hashes.SHA256()))
-    with open(key_path, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM,
-                                  serialization.PrivateFormat.TraditionalOpenSSL,
-                                  serialization.NoEncryption()))
-    os.chmod(key_path, 0o600)
-    with open(cert_path, "wb") as f:
-        f.write(cert.public_bytes(serialization.Encoding.PEM))
-    return cert_path, key_path
+        return read_file(path, what)
+    except TLSFileError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _hosts(urls: list[str]) -> list[str]:

@@ -42,12 +42,9 @@ from typing import Callable, Iterator
 
 import lmdb
 
+from .schema import BUCKETS
 from .failpoints import BACKEND_AFTER_COMMIT, BACKEND_BEFORE_COMMIT, failpoint
 
-BUCKETS = (
-    "key", "meta", "lease", "members", "members_removed", "cluster", "alarm",
-    "auth", "authUsers", "authRoles",
-)
 
 SENDING_SUFFIX = ".db.sending"  # snapshot_copy's files (removed once sent; stale ones at start)
 
@@ -279,16 +276,6 @@ class Backend:
                     if skip is None or not skip(bucket, k):
                         yield k, v
             yield items
-
-    def export_bucket(self, bucket: str, end: bytes | None = None) -> list[tuple[bytes, bytes]]:
-        """Committed items of one bucket below ``end``, from one read txn."""
-        out = []
-        with self.env.begin(db=self.dbs[bucket], buffers=False) as t:
-            for k, v in t.cursor():
-                if end is not None and k >= end:
-                    break
-                out.append((k, v))
-        return out
 
     def defrag_copy(self) -> str:
         """Stop the writer (after its current transaction) and write a

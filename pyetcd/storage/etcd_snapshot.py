@@ -21,6 +21,7 @@ import os
 import sys
 from typing import BinaryIO, Iterable, NamedTuple
 
+from pyetcd.storage import schema
 from pyetcd.storage.bbolt import BboltError, BboltReader, write_bbolt
 
 __all__ = [
@@ -33,8 +34,8 @@ SHA256_SIZE = 32
 
 # Every bucket etcd 3.5 creates (server/mvcc/buckets); restore and a starting
 # server write into several of them, so a snapshot must contain them all.
-ETCD_BUCKETS = (b"key", b"meta", b"lease", b"alarm", b"cluster", b"members",
-                b"members_removed", b"auth", b"authUsers", b"authRoles")
+ETCD_BUCKETS = tuple(name.encode() for name in schema.BUCKETS)
+_META = schema.META.encode()
 
 
 # --------------------------------------------------------------------------- sha256
@@ -233,7 +234,7 @@ def snapshot_stats(path: str | os.PathLike, mode: str = "3.5") -> SnapshotStatus
                 raise BboltError(f"cannot get hash of bucket {name.decode(errors='replace')}")
         for flags, name, value in root_entries:
             h.write(name)
-            is_key = name == b"key"
+            is_key = name == schema.KEY.encode()
             for f, k, v in r._iter_bucket_value(value):
                 h.write(k)
                 if not f & 1:
@@ -256,9 +257,9 @@ def snapshot_stats(path: str | os.PathLike, mode: str = "3.5") -> SnapshotStatus
 def snapshot_storage_version(path: str | os.PathLike) -> str:
     """meta/storageVersion (what etcd 3.6's status prints as version), or ""."""
     with BboltReader(path) as r:
-        if b"meta" not in r.bucket_names():
+        if _META not in r.bucket_names():
             return ""
-        for k, v in r.items(b"meta"):
+        for k, v in r.items(_META):
             if k == b"storageVersion" and v is not None:
                 return v.decode(errors="replace")
     return ""
@@ -313,18 +314,18 @@ def etcd_buckets(revisions: Iterable[tuple[int, int, bytes, bool]] = (), *,
     and, with ``compact_revision``, scheduled/finishedCompactRev.
     """
     out: dict[bytes, list[tuple[bytes, bytes]]] = {name: [] for name in ETCD_BUCKETS}
-    out[b"key"] = [(revision_key(m, s, t), bytes(v)) for m, s, v, t in revisions]
-    meta = {b"consistent_index": consistent_index.to_bytes(8, "big"),
-            b"term": term.to_bytes(8, "big")}
+    out[schema.KEY.encode()] = [(revision_key(m, s, t), bytes(v)) for m, s, v, t in revisions]
+    meta = {schema.CONSISTENT_INDEX: consistent_index.to_bytes(8, "big"),
+            schema.TERM: term.to_bytes(8, "big")}
     if compact_revision is not None:
-        meta[b"scheduledCompactRev"] = revision_key(compact_revision)
-        meta[b"finishedCompactRev"] = revision_key(compact_revision)
+        meta[schema.SCHEDULED_COMPACT_REV] = revision_key(compact_revision)
+        meta[schema.FINISHED_COMPACT_REV] = revision_key(compact_revision)
     for name, items in (extra or {}).items():
-        if name == b"meta":
+        if name == _META:
             meta.update(dict(items))
         else:
             merged = dict(out.get(name, []))
             merged.update(dict(items))
             out[name] = list(merged.items())
-    out[b"meta"] = sorted(meta.items())
+    out[_META] = sorted(meta.items())
     return out

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from pyetcd.auth.perms import UnifiedPerms
 from pyetcd.pb.authpb import auth_pb2 as authpb
-from tests.procs import LocalCluster, etcdctl
+from pyetcd.testing import LocalCluster, etcdctl
 
 ROOT = ("--user", "root:rootpw")
 

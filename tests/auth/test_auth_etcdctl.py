@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from tests.procs import etcdctl
+from pyetcd.testing import etcdctl
 
 ROOT = ("--user", "root:rootpw")
 ALICE = ("--user", "alice:alicepw")

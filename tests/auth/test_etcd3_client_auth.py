@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from pyetcd import certs
-from tests.procs import etcdctl
+from pyetcd.testing import etcdctl
 
 SCRIPT = r"""
 import sys, etcd3, grpc

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from pyetcd.peer.transport import SNAPSHOT_CHUNK
-from tests.procs import LocalCluster, Server, etcdctl, free_port
+from pyetcd.testing import LocalCluster, Server, etcdctl, free_port
 
 
 def _members(ctl, endpoints):

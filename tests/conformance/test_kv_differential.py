@@ -129,7 +129,7 @@ def _zero_terms(msg):
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory, etcd35):
-    from tests.procs import Server
+    from pyetcd.testing import Server
     base = tmp_path_factory.mktemp("diff")
     ours = Server("pyetcd", base / "py").start()
     theirs = Server("etcd", base / "etcd").start()

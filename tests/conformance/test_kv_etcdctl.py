@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from tests.procs import etcdctl
+from pyetcd.testing import etcdctl
 
 TXN_SUCCESS = """value("foo") = "bar2"
 

@@ -12,7 +12,7 @@ from pyetcd.pb.etcdserverpb import rpc_pb2_grpc as pbg
 
 @pytest.fixture(scope="module")
 def both(tmp_path_factory, etcd35):
-    from tests.procs import Server
+    from pyetcd.testing import Server
     base = tmp_path_factory.mktemp("limits")
     servers = [Server("pyetcd", base / "py").start(), Server("etcd", base / "etcd").start()]
     chans = [grpc.insecure_channel(s.endpoint, options=[("grpc.max_send_message_length", 8 << 20)])

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.procs import LocalCluster, Server, etcdctl, free_port
+from pyetcd.testing import LocalCluster, Server, etcdctl, free_port
 
 pytestmark = pytest.mark.conformance
 

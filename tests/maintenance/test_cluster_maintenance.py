@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.procs import LocalCluster, etcdctl
+from pyetcd.testing import LocalCluster, etcdctl
 
 from .common import ok
 

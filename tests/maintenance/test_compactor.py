@@ -6,7 +6,8 @@ import asyncio
 import pytest
 
 from pyetcd import errors
-from pyetcd.server.compactor import Compactor, parse_go_duration, parse_retention
+from pyetcd.server.compactor import Compactor, parse_retention
+from pyetcd.util.duration import parse_go_duration
 
 
 class _Raft:
@@ -25,8 +26,8 @@ class FakeServer:
         self.proposed = []
         self.compacted = 0
 
-    async def propose(self, req):
-        rev = req.compaction.revision
+    async def compact(self, req):
+        rev = req.revision
         self.proposed.append(rev)
         if rev <= self.compacted:
             raise errors.COMPACTED()

@@ -9,7 +9,7 @@ import pytest
 
 from pyetcd.client import Client, ClientError
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
-from tests.procs import etcdctl
+from pyetcd.testing import etcdctl
 
 from .common import ok
 

@@ -13,7 +13,7 @@ import pytest
 
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 from pyetcd.pb.etcdserverpb import rpc_pb2_grpc as rpcg
-from tests.procs import LocalCluster, free_port
+from pyetcd.testing import LocalCluster, free_port
 
 from .promtext import parse
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.procs import etcdctl
+from pyetcd.testing import etcdctl
 
 from .common import ok, pyetcdctl
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.procs import LocalCluster, Server, etcdctl
+from pyetcd.testing import LocalCluster, Server, etcdctl
 
 from .common import CTL34, CTL35, ETCDUTL, offline, ok, pyetcdctl
 

@@ -26,7 +26,7 @@ from pyetcd.storage.bbolt import check_bbolt, read_bbolt, write_bbolt
 from pyetcd.storage.etcd_snapshot import (ETCD_BUCKETS, append_sha256, etcd_buckets,
                                           has_checksum, parse_revision_key, snapshot_stats,
                                           verify_sha256, write_snapshot)
-from tests.procs import Server, etcd_path, etcdctl, etcdctl_path
+from pyetcd.testing import Server, etcd_path, etcdctl, etcdctl_path
 
 ETCD = etcd_path("3.5")
 ETCDCTL = etcdctl_path("3.5")

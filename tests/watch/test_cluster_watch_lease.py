@@ -17,7 +17,7 @@ import pytest
 
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 from pyetcd.pb.etcdserverpb import rpc_pb2_grpc as pbg
-from tests.procs import LocalCluster, etcdctl
+from pyetcd.testing import LocalCluster, etcdctl
 
 
 @pytest.fixture

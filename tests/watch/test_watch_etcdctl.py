@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from tests.procs import etcdctl
+from pyetcd.testing import etcdctl
 
 
 def _env():

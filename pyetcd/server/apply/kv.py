@@ -1,8 +1,8 @@
-"""The apply path: one committed request -> state change -> response.
+"""The KV half of the backend applier: Range, Put, DeleteRange, Txn and
+Compaction against the MVCC store (etcd's ``applierV3backend``).
 
 Every member applies the same committed entries in the same order, so
-nothing here may depend on time, randomness or member-local state.  The
-semantics are etcd's ``applierV3backend``:
+nothing here may depend on time, randomness or member-local state:
 
 - Put with ``ignore_value``/``ignore_lease`` needs the key to exist
   (``key not found``); an unknown lease fails with ``requested lease not
@@ -14,13 +14,13 @@ semantics are etcd's ``applierV3backend``:
 - Range fetches everything when sorting or filtering, else ``limit + 1`` to
   compute ``more``; ``count`` is the number of keys before filtering.
 
-Responses carry only ``header.revision``; the gRPC layer fills in cluster id,
-member id and raft term.
+Responses carry only ``header.revision``; the server fills in cluster id,
+member id and raft term.  Alarms and the quota are wrappers around this
+(see :mod:`pyetcd.server.apply`).
 """
 from __future__ import annotations
 
 from pyetcd import errors
-from pyetcd.lease.lessor import LeaseExists, LeaseNotFound, LeaseTTLTooLarge
 from pyetcd.mvcc.kvstore import CompactedError, FutureRevError, KVStore
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 
@@ -51,37 +51,10 @@ def _mvcc_error(exc: Exception) -> errors.EtcdError:
     raise exc
 
 
-class Applier:
-    def __init__(self, kv: KVStore, lessor, alarms=None):
+class KVApplier:
+    def __init__(self, kv: KVStore, lessor):
         self.kv = kv
         self.lessor = lessor
-        self.alarms = alarms
-        # etcd's quotaApplierV3 (set by maintenance_ops.install): quota_ok(req)
-        # says whether the request fits the backend quota; on_nospace() raises
-        # the alarm.  The check is member-local, as in etcd: the write is
-        # applied everywhere, only this member's answer becomes NOSPACE.
-        self.quota_ok = None
-        self.on_nospace = None
-
-    # ---- alarms: etcd's applierV3Capped / applierV3Corrupt --------------------------------
-    def _check_alarms(self, writes: bool) -> None:
-        alarms = self.alarms
-        if alarms is None or not alarms.active:
-            return
-        if alarms.has(pb.CORRUPT):
-            raise errors.CORRUPT()
-        if writes and alarms.has(pb.NOSPACE):
-            raise errors.NO_SPACE()
-
-    def _over_quota(self, request) -> bool:
-        return self.quota_ok is not None and not self.quota_ok(request)
-
-    def _quota_result(self, over: bool, resp):
-        if over:
-            if self.on_nospace is not None:
-                self.on_nospace()
-            raise errors.NO_SPACE()
-        return resp
 
     # ---- reads ------------------------------------------------------------------------
     def range(self, r: pb.RangeRequest, txn=None) -> pb.RangeResponse:
@@ -125,17 +98,14 @@ class Applier:
     def put(self, p: pb.PutRequest, txn=None) -> pb.PutResponse:
         own = txn is None
         if own:
-            self._check_alarms(True)
-            over = self._over_quota(p)
             if p.lease and self.lessor.lookup(p.lease) is None:
                 raise errors.LEASE_NOT_FOUND()
             txn = self.kv.write()
         try:
-            resp = self._put(p, txn)
+            return self._put(p, txn)
         finally:
             if own:
                 txn.end()
-        return self._quota_result(over, resp) if own else resp
 
     def _put(self, p: pb.PutRequest, txn) -> pb.PutResponse:
         resp = pb.PutResponse()
@@ -159,7 +129,6 @@ class Applier:
     def delete_range(self, d: pb.DeleteRangeRequest, txn=None) -> pb.DeleteRangeResponse:
         own = txn is None
         if own:
-            self._check_alarms(False)
             txn = self.kv.write()
         try:
             resp = pb.DeleteRangeResponse()
@@ -174,9 +143,7 @@ class Applier:
 
     # ---- txn --------------------------------------------------------------------------
     def txn(self, rt: pb.TxnRequest) -> pb.TxnResponse:
-        writes = not _readonly(rt)
-        self._check_alarms(writes)
-        over = writes and self._over_quota(rt)
+        writes = not is_readonly_txn(rt)
         path = self._compare_path(rt)
         if writes:
             self._check_path(rt, path, 0, self._check_put)
@@ -188,7 +155,7 @@ class Applier:
         finally:
             rev = txn.end()
         resp.header.revision = rev
-        return self._quota_result(over, resp)
+        return resp
 
     def _compare_path(self, rt: pb.TxnRequest) -> list[bool]:
         ok = all(self._compare(c) for c in rt.compare)
@@ -259,7 +226,7 @@ class Applier:
                 used += self._apply_txn(op.request_txn, path, i + used, sub, txn)
         return used
 
-    # ---- compaction and leases -----------------------------------------------------------
+    # ---- compaction -----------------------------------------------------------
     def compaction(self, c: pb.CompactionRequest) -> pb.CompactionResponse:
         """The old revisions leave the backend in the same commit as this
         entry, so the reply (sent after that commit) is always physical."""
@@ -271,68 +238,14 @@ class Applier:
         resp.header.revision = self.kv.current_rev
         return resp
 
-    def lease_grant(self, g: pb.LeaseGrantRequest) -> pb.LeaseGrantResponse:
-        self._check_alarms(True)
-        over = self._over_quota(g)
-        try:
-            lease = self.lessor.grant(g.ID, g.TTL)
-        except LeaseExists:
-            raise errors.LEASE_EXIST() from None
-        except LeaseTTLTooLarge:
-            raise errors.LEASE_TTL_TOO_LARGE() from None
-        except LeaseNotFound:
-            raise errors.LEASE_NOT_FOUND() from None
-        resp = pb.LeaseGrantResponse(ID=lease.id, TTL=lease.ttl)
-        resp.header.revision = self.kv.current_rev
-        return self._quota_result(over, resp)
 
-    def lease_revoke(self, r: pb.LeaseRevokeRequest) -> pb.LeaseRevokeResponse:
-        try:
-            keys = self.lessor.revoke_keys(r.ID)
-        except LeaseNotFound:
-            raise errors.LEASE_NOT_FOUND() from None
-        txn = self.kv.write()
-        try:
-            for key in keys:
-                txn.delete_range(key, None)
-        finally:
-            rev = txn.end()
-        self.lessor.remove(r.ID)
-        resp = pb.LeaseRevokeResponse()
-        resp.header.revision = rev
-        return resp
-
-    def alarm(self, ar: pb.AlarmRequest) -> pb.AlarmResponse:
-        resp = pb.AlarmResponse()
-        resp.header.revision = self.kv.current_rev
-        store = self.alarms
-        if ar.action == pb.AlarmRequest.GET:
-            resp.alarms.extend(store.get(ar.alarm))
-        elif ar.action == pb.AlarmRequest.ACTIVATE:
-            if ar.alarm != pb.NONE:
-                m = store.activate(ar.memberID, ar.alarm)
-                if m is not None:
-                    resp.alarms.append(m)
-        elif ar.action == pb.AlarmRequest.DEACTIVATE:
-            m = store.deactivate(ar.memberID, ar.alarm)
-            if m is not None:
-                resp.alarms.append(m)
-        return resp
-
-    def lease_checkpoint(self, c: pb.LeaseCheckpointRequest) -> pb.LeaseCheckpointResponse:
-        for cp in c.checkpoints:
-            self.lessor.checkpoint(cp.ID, cp.remaining_TTL)
-        resp = pb.LeaseCheckpointResponse()
-        resp.header.revision = self.kv.current_rev
-        return resp
-
-
-def _readonly(rt: pb.TxnRequest) -> bool:
+def is_readonly_txn(rt: pb.TxnRequest) -> bool:
+    """No Put or DeleteRange in any branch, nested txns included."""
     for op in list(rt.success) + list(rt.failure):
         kind = op.WhichOneof("request")
         if kind in ("request_put", "request_delete_range"):
             return False
-        if kind == "request_txn" and not _readonly(op.request_txn):
+        if kind == "request_txn" and not is_readonly_txn(op.request_txn):
             return False
     return True
 

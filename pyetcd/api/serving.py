@@ -1,0 +1,61 @@
+"""The client port: grpcio's server with etcd's limits and keepalive
+policy, every service registered, plaintext or TLS per
+``--listen-client-urls``."""
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+import grpc
+
+from pyetcd.server.config import Config, ConfigError
+
+from . import TRANSPORT_RECV_LIMIT, register_services
+
+log = logging.getLogger("pyetcd.api")
+
+
+def grpc_options(cfg: Config) -> list[tuple[str, int]]:
+    """Limits and keepalive policy matching etcd's gRPC server."""
+    return [
+        ("grpc.max_receive_message_length", TRANSPORT_RECV_LIMIT),
+        ("grpc.max_send_message_length", 2**31 - 1),
+        ("grpc.max_concurrent_streams", 2**31 - 1),
+        # etcdctl pings every 10 s (grpc-go's floor); etcd allows 5 s
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_ping_strikes", 0),
+        ("grpc.keepalive_time_ms", 2 * 3600 * 1000),
+        ("grpc.keepalive_timeout_ms", 20 * 1000),
+        ("grpc.so_reuseport", 0),
+    ]
+
+
+def listen_address(url: str) -> str:
+    u = urlsplit(url)
+    if u.scheme in ("unix", "unixs"):
+        return f"unix:{u.netloc}{u.path}"
+    if not u.hostname or u.port is None:
+        raise ConfigError(f"invalid listen URL {url!r}: host and port are required")
+    host = u.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{u.port}"
+
+
+def client_server(cfg: Config, server) -> "grpc.aio.Server":
+    """The gRPC server on ``--listen-client-urls`` with every service."""
+    grpc_server = grpc.aio.server(options=grpc_options(cfg))
+    register_services(grpc_server, server, cfg.max_request_bytes + 512 * 1024)
+    if (cfg.tls_min_version not in ("", "TLS1.2") or cfg.tls_max_version or cfg.cipher_suites) and \
+            any(u.startswith("https") for u in cfg.listen_client_urls):
+        log.warning("--tls-min-version/--tls-max-version/--cipher-suites apply to peer connections "
+                    "only: gRPC's Python server has no setting for them on the client port")
+    for url in cfg.listen_client_urls:
+        if urlsplit(url).scheme in ("https", "unixs"):
+            from pyetcd.server.tls import server_credentials
+            grpc_server.add_secure_port(listen_address(url), server_credentials(cfg))
+        else:
+            grpc_server.add_insecure_port(listen_address(url))
+    return grpc_server
