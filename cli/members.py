@@ -66,29 +66,22 @@ def member_add(ctl) -> int:
     return 0
 
 
-def member_remove(ctl) -> int:
-    mid = _member_id(ctl.args.id)
-    with ctl.client() as c:
-        resp = c.member_remove(mid)
-    ctl.p(f"Member {mid:16x} removed from cluster {resp.header.cluster_id:16x}")
-    return 0
+def _by_id(call: str, done: str, needs_urls: bool = False):
+    """member remove|update|promote: one member id (hex), maybe peer URLs,
+    and etcdctl's one-line answer (``Member <id> <done> cluster <id>``)."""
+    def run(ctl) -> int:
+        mid = _member_id(ctl.args.id)
+        args = (mid, _peer_urls(ctl.args.peer_urls)) if needs_urls else (mid,)
+        with ctl.client() as c:
+            resp = getattr(c, call)(*args)
+        ctl.p(f"Member {mid:16x} {done} cluster {resp.header.cluster_id:16x}")
+        return 0
+    return run
 
 
-def member_update(ctl) -> int:
-    mid = _member_id(ctl.args.id)
-    urls = _peer_urls(ctl.args.peer_urls)
-    with ctl.client() as c:
-        resp = c.member_update(mid, urls)
-    ctl.p(f"Member {mid:16x} updated in cluster {resp.header.cluster_id:16x}")
-    return 0
-
-
-def member_promote(ctl) -> int:
-    mid = _member_id(ctl.args.id)
-    with ctl.client() as c:
-        resp = c.member_promote(mid)
-    ctl.p(f"Member {mid:16x} promoted in cluster {resp.header.cluster_id:16x}")
-    return 0
+member_remove = _by_id("member_remove", "removed from")
+member_update = _by_id("member_update", "updated in", needs_urls=True)
+member_promote = _by_id("member_promote", "promoted in")
 
 
 def _members_json(ctl, resp, member=None) -> dict:

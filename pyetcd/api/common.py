@@ -93,37 +93,37 @@ def _counted_stream(fn, servicer, key):
     """Count a streaming handler in grpc_server_started/handled_total."""
     import inspect
 
+    def begin() -> None:
+        servicer._started[key] = servicer._started.get(key, 0) + 1
+
     def done(code: str) -> None:
         hk = key + (code,)
         servicer._handled[hk] = servicer._handled.get(hk, 0) + 1
 
+    def code_of(exc: BaseException, context) -> str:
+        return _code_of(context) if isinstance(exc, grpc.aio.AbortError) else "Canceled"
+
     if inspect.isasyncgenfunction(fn):
         async def gen_wrapper(request, context):
-            servicer._started[key] = servicer._started.get(key, 0) + 1
+            begin()
             code = "OK"
             try:
                 async for item in fn(request, context):
                     yield item
-            except grpc.aio.AbortError:
-                code = _code_of(context)
-                raise
-            except BaseException:
-                code = "Canceled"
+            except BaseException as exc:
+                code = code_of(exc, context)
                 raise
             finally:
                 done(code)
         return gen_wrapper
 
     async def coro_wrapper(request, context):
-        servicer._started[key] = servicer._started.get(key, 0) + 1
+        begin()
         code = "OK"
         try:
             return await fn(request, context)
-        except grpc.aio.AbortError:
-            code = _code_of(context)
-            raise
-        except BaseException:
-            code = "Canceled"
+        except BaseException as exc:
+            code = code_of(exc, context)
             raise
         finally:
             done(code)

@@ -63,7 +63,7 @@ class MaintenanceServicer:
     @unary
     async def MoveLeader(self, request, context):
         s = self.s
-        if not s.raft.is_leader:
+        if not s.is_leader:
             raise errors.NOT_LEADER()
         target = s.cluster.members.get(request.targetID)
         if target is None or target.is_learner:

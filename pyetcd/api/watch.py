@@ -31,7 +31,6 @@ import logging
 import grpc
 
 from pyetcd import errors
-from pyetcd.mvcc.kvstore import MVCCError
 from pyetcd.mvcc.watchable_store import WatchError, WatchResponse
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 from pyetcd.pb.mvccpb.kv_pb2 import Event
@@ -253,13 +252,9 @@ class WatchServicer:
         return [resp]
 
     def _add_prev_kvs(self, resp: pb.WatchResponse) -> None:
-        kv = self.s.kv
         for ev in resp.events:
             if ev.type == Event.PUT and ev.kv.create_revision == ev.kv.mod_revision:
                 continue  # a create has no previous value
-            try:
-                rr = kv.range(ev.kv.key, None, rev=ev.kv.mod_revision - 1)
-            except MVCCError:
-                continue
-            if rr.kvs:
-                ev.prev_kv.CopyFrom(rr.kvs[0])
+            prev = self.s.revision_kv(ev.kv.key, ev.kv.mod_revision - 1)
+            if prev is not None:
+                ev.prev_kv.CopyFrom(prev)

@@ -280,12 +280,7 @@ class AuthStore:
         if i < len(roles) and roles[i] == role:
             return
         roles.insert(i, role)
-        nu = authpb.User()
-        nu.CopyFrom(u)
-        nu.ClearField("roles")
-        nu.roles.extend(roles)
-        self._put_user(nu)
-        self._mutated()
+        self._set_roles(u, roles)
 
     def user_get(self, name: str) -> list[str]:
         u = self.users.get(name)
@@ -304,10 +299,13 @@ class AuthStore:
             raise errors.USER_NOT_FOUND()
         if role not in u.roles:
             raise errors.ROLE_NOT_GRANTED()
+        self._set_roles(u, [r for r in u.roles if r != role])
+
+    def _set_roles(self, u: authpb.User, roles: list[str]) -> None:
         nu = authpb.User()
         nu.CopyFrom(u)
         nu.ClearField("roles")
-        nu.roles.extend(r for r in u.roles if r != role)
+        nu.roles.extend(roles)
         self._put_user(nu)
         self._mutated()
 

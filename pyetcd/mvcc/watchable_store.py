@@ -392,12 +392,21 @@ class WatchableStore:
         for w, eb in watcher_batches(self.synced, evs).items():
             assert eb.revs == 1, "a notification spans one revision"
             if not w.send(WatchResponse(w.id, eb.evs, rev)):
-                w.victim = True
-                if victims is None:
-                    victims = {}
-                victims[w] = eb
-                self.synced.delete(w)
+                victims = self._make_victim(w, eb, victims, self.synced)
             w.min_rev = rev + 1
+        self._add_victims(victims)
+
+    @staticmethod
+    def _make_victim(w, eb, victims: dict | None, group) -> dict:
+        """A watcher whose stream is full leaves its group with the batch
+        it could not take (retried by move_victims)."""
+        w.victim = True
+        victims = victims if victims is not None else {}
+        victims[w] = eb
+        group.delete(w)
+        return victims
+
+    def _add_victims(self, victims: dict | None) -> None:
         if victims:
             self.victims.append(victims)
             self.kick()
@@ -426,17 +435,11 @@ class WatchableStore:
             if eb.more_rev:
                 w.min_rev = eb.more_rev
             if not w.send(WatchResponse(w.id, eb.evs, cur)):
-                w.victim = True
-                if victims is None:
-                    victims = {}
-                victims[w] = eb
-                self.unsynced.delete(w)
+                victims = self._make_victim(w, eb, victims, self.unsynced)
             elif w.min_rev > cur:
                 self.unsynced.delete(w)
                 self.synced.add(w)
-        if victims:
-            self.victims.append(victims)
-            self.kick()
+        self._add_victims(victims)
         return len(self.unsynced)
 
     def _read_events(self, group: WatcherGroup, min_rev: int, cur: int) -> tuple[list, int]:

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 from pyetcd.pb.pyetcdpb import peer_pb2
 from pyetcd.raft.codec import message_from_pb, message_to_pb
 from pyetcd.raft.types import Message, MessageType
+from pyetcd.util.tasks import cancel_and_wait
 
 log = logging.getLogger("pyetcd.peer")
 
@@ -236,14 +237,7 @@ class Peer:
 
     async def stop(self) -> None:
         self.stopped = True
-        if self.task is not None:
-            self.task.cancel()
-            try:
-                await self.task
-            except asyncio.CancelledError:
-                pass
-            except Exception:  # noqa: BLE001 - stopping anyway; say what failed
-                log.exception("stream to peer %x failed while stopping", self.id)
+        await cancel_and_wait(self.task, log, f"stream to peer {self.id:x}")
 
 
 class PeerHost(Protocol):

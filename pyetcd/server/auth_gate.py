@@ -18,7 +18,10 @@ import logging
 
 from pyetcd import errors
 from pyetcd.auth import requests as checks
-from pyetcd.auth.store import CREDENTIALS, AuthInfo, check_password
+from pyetcd.auth.store import (CREDENTIALS, AuthInfo, check_password, hash_password,
+                               new_token_prefix)
+from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
+from pyetcd.pb.pyetcdpb.internal_pb2 import InternalRequest
 
 log = logging.getLogger("pyetcd.auth")
 
@@ -127,6 +130,33 @@ class AuthGate:
         if not self.s.auth.enabled:
             return None
         return await self.auth_info()
+
+    async def request(self, kind: str, request):
+        """Propose an auth management request.  Passwords are hashed here, on
+        the proposing member, off the event loop; the log carries only the
+        bcrypt hash."""
+        s = self.s
+        if (kind == "auth_user_add" and not request.options.no_password) or \
+                (kind == "auth_user_change_password" and request.password):
+            request.hashedPassword = await asyncio.get_running_loop().run_in_executor(
+                None, hash_password, request.password, s.auth.bcrypt_cost)
+            request.password = ""
+        return await s.propose_request(kind, request)
+
+    async def authenticate(self, name: str, password: str) -> pb.AuthenticateResponse:
+        """Check the password here, then assign a token through the log (no
+        password in it); again when the auth store changed meanwhile."""
+        s = self.s
+        await s.linearizable_read()
+        while True:
+            rev = await self.verify_password(name, password)
+            req = InternalRequest()
+            req.authenticate.name = name
+            req.authenticate.simple_token = new_token_prefix()
+            resp = await s.propose(req)
+            if rev == s.auth.revision:
+                s.header(resp.header)
+                return resp
 
     async def verify_password(self, name: str, password: str) -> int:
         """The proposing member's check of an Authenticate (bcrypt, off the

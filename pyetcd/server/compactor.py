@@ -27,6 +27,7 @@ import time
 from pyetcd import errors
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 from pyetcd.util.duration import parse_go_duration
+from pyetcd.util.tasks import cancel_and_wait, spawn
 
 log = logging.getLogger("pyetcd.compactor")
 
@@ -63,19 +64,12 @@ class Compactor:
     # ---- control --------------------------------------------------------------------
     def start(self) -> None:
         run = self._run_periodic if self.mode == "periodic" else self._run_revision
-        self.task = asyncio.get_running_loop().create_task(run())
+        self.task = spawn(run(), log, f"auto {self.mode} compactor")
         log.info("started auto %s compactor; compact-retention=%s", self.mode, self.retention)
 
     async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            try:
-                await self.task
-            except asyncio.CancelledError:
-                pass
-            except Exception:  # noqa: BLE001 - stopping anyway; say what failed
-                log.exception("auto %s compactor failed", self.mode)
-            self.task = None
+        await cancel_and_wait(self.task, log, f"auto {self.mode} compactor")
+        self.task = None
 
     # ---- helpers ----------------------------------------------------------------------
     def _paused(self) -> bool:

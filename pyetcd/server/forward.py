@@ -5,7 +5,6 @@ with the request's token, TLS from the client certificate flags (the same
 credentials a client library builds: :mod:`pyetcd.util.tlsfiles`)."""
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Callable
 
@@ -14,6 +13,7 @@ import grpc
 from pyetcd import errors
 from pyetcd.auth.store import CREDENTIALS
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
+from pyetcd.util.tasks import spawn
 from pyetcd.util.tlsfiles import channel_credentials
 
 log = logging.getLogger("pyetcd.forward")
@@ -42,7 +42,7 @@ class LeaderForwarder:
         if self._channel is not None:
             if self._channel[0] == target:
                 return self._channel[1]
-            asyncio.get_running_loop().create_task(self._channel[1].close())
+            spawn(self._channel[1].close(), log, "closing the channel to the old leader")
         if url.startswith("https"):
             cert, key, ca = self.tls_files()
             ch = grpc.aio.secure_channel(target, channel_credentials(ca or None, cert, key))

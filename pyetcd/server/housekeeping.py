@@ -11,11 +11,12 @@ tuning and lease expiry.
 """
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 
 from pyetcd import errors
+from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
+from pyetcd.util.tasks import spawn
 
 log = logging.getLogger("pyetcd.housekeeping")
 
@@ -25,7 +26,7 @@ LEASE_CHECK_MS = 500
 
 class Housekeeping:
     """``server``: the member (its ``raft`` node, ``lessor`` and
-    ``revoke_expired(lease_id)``)."""
+    ``propose_request``)."""
 
     def __init__(self, server, tick_ms: int):
         self.s = server
@@ -43,13 +44,13 @@ class Housekeeping:
         if self._lease_ticks * self.tick_ms >= LEASE_CHECK_MS:
             self._lease_ticks = 0
             if self.s.raft.is_leader:
-                loop = asyncio.get_running_loop()
                 for lid in self.s.lessor.expired():
-                    loop.create_task(self._revoke(lid))
+                    spawn(self._revoke(lid), log, f"revoke of expired lease {lid:x}")
 
     async def _revoke(self, lid: int) -> None:
         try:
-            await self.s.revoke_expired(lid)
+            await self.s.propose_request("lease_revoke", pb.LeaseRevokeRequest(ID=lid),
+                                         as_root=True)
         except errors.EtcdError as exc:
             if exc.message != errors.LEASE_NOT_FOUND.message:
                 log.warning("failed to revoke expired lease %x: %s", lid, exc.message)

@@ -104,10 +104,12 @@ def kv_hash(items, compact_rev: int, rev: int, keep: set[int]) -> int:
 
 class Maintenance:
     """``stores()``: the member's current state (its backend is replaced by
-    a snapshot install, so it is looked up on every call)."""
+    a snapshot install, so it is looked up on every call); ``header(h,
+    revision=0)`` fills a response header."""
 
-    def __init__(self, stores):
+    def __init__(self, stores, header):
         self.stores = stores
+        self.header = header
         self.lock = asyncio.Lock()
 
     async def flush(self) -> None:
@@ -118,9 +120,9 @@ class Maintenance:
 
     # ---- snapshot ---------------------------------------------------------------------
     async def snapshot(self):
-        """Yield (remaining bytes, blob) as etcd's maintenance server sends
-        them: chunks of the database with remaining counting down, then the
-        sha256 with remaining 0.
+        """SnapshotResponses as etcd's maintenance server sends them: chunks
+        of the database with remaining_bytes counting down, then the sha256
+        with remaining_bytes 0.
 
         The export is piped: a worker thread writes the bbolt file from one
         LMDB read transaction straight into the stream (its size is known
@@ -135,8 +137,10 @@ class Maintenance:
             producer = loop.run_in_executor(None, _export, self.stores().backend, pipe)
             try:
                 total = await self._size(pipe)
-                async for item in self._chunks(pipe, total):
-                    yield item
+                async for remaining, blob in self._chunks(pipe, total):
+                    resp = pb.SnapshotResponse(remaining_bytes=remaining, blob=blob)
+                    self.header(resp.header)
+                    yield resp
             finally:
                 pipe.closed = True
                 if not producer.done():
@@ -177,8 +181,9 @@ class Maintenance:
         yield 0, bytes(tail)
 
     # ---- hashes -----------------------------------------------------------------------
-    async def hash_kv(self, rev: int) -> tuple[int, int, int]:
-        """(hash, compact revision, current revision) as etcd's HashByRev."""
+    async def hash_kv(self, rev: int) -> pb.HashKVResponse:
+        """etcd's HashByRev: the hash of the key bucket up to ``rev`` (0: the
+        current revision), with the compact revision it was taken at."""
         kv = self.stores().kv
         compact_rev, current = kv.compact_main_rev, kv.current_rev
         if 0 < rev < compact_rev:
@@ -198,23 +203,31 @@ class Maintenance:
                     return kv_hash(items(schema.KEY, end=end), compact_rev, rev, keep)
 
             h = await asyncio.get_running_loop().run_in_executor(None, work)
-        return h, compact_rev, current
+        resp = pb.HashKVResponse(hash=h, compact_revision=compact_rev)
+        resp.header.revision = current
+        self.header(resp.header)
+        return resp
 
-    async def hash_backend(self) -> tuple[int, int]:
-        """(hash of the whole backend, current revision) as etcd's Hash RPC."""
+    async def hash(self) -> pb.HashResponse:
+        """etcd's Hash RPC: the whole backend, at the current revision."""
         async with self.lock:
             await self.flush()
             st = self.stores()
             rev = st.kv.current_rev
             h = await asyncio.get_running_loop().run_in_executor(None, _hash_all, st.backend)
-            return h, rev
+        resp = pb.HashResponse(hash=h)
+        self.header(resp.header, rev)
+        return resp
 
     # ---- defrag -----------------------------------------------------------------------
-    async def defragment(self) -> tuple[int, int]:
-        """Rewrite the backend compactly; returns (size before, size after).
-        A cancelled caller (client gone) does not cancel the defragmentation:
-        the writer must be resumed whatever happens."""
-        return await asyncio.shield(asyncio.ensure_future(self._defragment()))
+    async def defragment(self) -> pb.DefragmentResponse:
+        """Rewrite the backend compactly.  A cancelled caller (client gone)
+        does not cancel the defragmentation: the writer must be resumed
+        whatever happens."""
+        await asyncio.shield(asyncio.ensure_future(self._defragment()))
+        resp = pb.DefragmentResponse()
+        self.header(resp.header)
+        return resp
 
     async def _defragment(self) -> tuple[int, int]:
         async with self.lock:

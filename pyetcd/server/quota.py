@@ -10,12 +10,12 @@ becomes NOSPACE.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Awaitable, Callable
 
 from pyetcd import errors
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
+from pyetcd.util.tasks import spawn
 
 log = logging.getLogger("pyetcd.quota")
 
@@ -68,7 +68,7 @@ class Quota:
         self.raising = True
         log.warning("database space exceeded; raising alarm; quota-size-bytes=%d "
                     "current-db-size-bytes=%d", self.quota_bytes, self.db_size())
-        asyncio.get_running_loop().create_task(self._raise())
+        spawn(self._raise(), log, "NOSPACE alarm proposal")
 
     async def _raise(self) -> None:
         try:

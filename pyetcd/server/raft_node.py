@@ -43,6 +43,7 @@ from pyetcd.raft.types import (NONE, ConfChange, ConfState, Entry, Message, Prop
                                Snapshot, StateType, Status)
 from pyetcd.storage.failpoints import (RAFT_AFTER_SAVE, RAFT_AFTER_SAVE_SNAP, RAFT_BEFORE_SAVE,
                                       RAFT_BEFORE_SAVE_SNAP, RAFT_BEFORE_WAL_RELEASE, failpoint)
+from pyetcd.util.tasks import cancel_and_wait
 
 log = logging.getLogger("pyetcd.raft_node")
 _U64 = struct.Struct(">Q")
@@ -210,14 +211,7 @@ class RaftNode:
         self.stopped = True
         self._wake.set()
         for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except asyncio.CancelledError:
-                pass
-            except Exception:  # noqa: BLE001 - stopping anyway; say what failed
-                log.exception("raft task %s failed while stopping", t.get_name())
+            await cancel_and_wait(t, log, t.get_name())
         self._disk.shutdown(wait=True)
         if self.wal is not None:
             self.wal.close()

@@ -34,7 +34,9 @@ from pyetcd import errors
 from pyetcd.cluster import Member, compute_member_id, conf_change_context, parse_conf_change_context
 from pyetcd.cluster.member import URL_SCHEMES
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
+from pyetcd.pb.pyetcdpb.internal_pb2 import MemberAttrSetRequest
 from pyetcd.raft.types import ConfChange, ConfChangeType
+from pyetcd.util.tasks import spawn
 
 log = logging.getLogger("pyetcd.reconfig")
 
@@ -103,9 +105,9 @@ class Reconfig:
         elif cc.type == ConfChangeType.REMOVE_NODE:
             cl.remove(cc.node_id)
             if cc.node_id != s.member_id:
-                asyncio.get_running_loop().create_task(transport.remove_peer(cc.node_id))
+                spawn(transport.remove_peer(cc.node_id), log, f"removal of peer {cc.node_id:x}")
             else:
-                asyncio.get_running_loop().create_task(self._stop_after_removal())
+                spawn(self._stop_after_removal(), log, "stop after this member's removal")
         elif cc.type == ConfChangeType.UPDATE_NODE and member is not None:
             cl.update_peer_urls(cc.node_id, member.get("peerURLs", []))
             transport.update_peer(cc.node_id, member.get("peerURLs", []))
@@ -126,7 +128,7 @@ class Reconfig:
         ctx = conf_change_context(member.to_json() if member else b"{}", req_id)
         return ConfChange(_CC_TYPES[kind], node_id, ctx)
 
-    async def member_add(self, urls: list[str], is_learner: bool) -> tuple[pb.Member, list]:
+    async def member_add(self, urls: list[str], is_learner: bool) -> pb.MemberAddResponse:
         s = self.s
         await s.gate.check_admin()  # etcd's checkMembershipOperationPermission
         urls = check_peer_urls(urls)
@@ -140,7 +142,10 @@ class Reconfig:
         mid = compute_member_id(urls, "", int(time.time()))
         m = Member(mid, "", urls, (), is_learner)
         members = await s.propose_conf_change("add_learner" if is_learner else "add", mid, m)
-        return pb.Member(ID=mid, peerURLs=urls, isLearner=is_learner), members
+        resp = pb.MemberAddResponse(member=pb.Member(ID=mid, peerURLs=urls, isLearner=is_learner),
+                                    members=members)
+        s.header(resp.header)
+        return resp
 
     def _may_add_voter(self) -> None:
         cl = self.s.cluster
@@ -165,7 +170,7 @@ class Reconfig:
                 n += 1
         return n >= need
 
-    async def member_remove(self, mid: int) -> list:
+    async def member_remove(self, mid: int) -> pb.MemberRemoveResponse:
         s = self.s
         await s.gate.check_admin()
         m = s.cluster.members.get(mid)
@@ -173,7 +178,9 @@ class Reconfig:
             raise errors.MEMBER_NOT_FOUND()
         if s.cfg.strict_reconfig_check and not m.is_learner:
             self._may_remove_voter(mid)
-        return await s.propose_conf_change("remove", mid, None)
+        resp = pb.MemberRemoveResponse(members=await s.propose_conf_change("remove", mid, None))
+        s.header(resp.header)
+        return resp
 
     def _may_remove_voter(self, mid: int) -> None:
         s = self.s
@@ -188,7 +195,7 @@ class Reconfig:
             if active - 1 < quorum_after:
                 raise errors.UNHEALTHY()
 
-    async def member_update(self, mid: int, urls: list[str]) -> list:
+    async def member_update(self, mid: int, urls: list[str]) -> pb.MemberUpdateResponse:
         s = self.s
         await s.gate.check_admin()
         m = s.cluster.members.get(mid)
@@ -200,7 +207,9 @@ class Reconfig:
             if owner is not None and owner != mid:
                 raise errors.PEER_URL_EXIST()
         upd = Member(m.id, m.name, urls, m.client_urls, m.is_learner)
-        return await s.propose_conf_change("update", m.id, upd)
+        resp = pb.MemberUpdateResponse(members=await s.propose_conf_change("update", m.id, upd))
+        s.header(resp.header)
+        return resp
 
     async def member_promote(self, request: pb.MemberPromoteRequest) -> pb.MemberPromoteResponse:
         """Promote a learner; a follower forwards the request to the leader
@@ -230,7 +239,9 @@ class Reconfig:
         s = self.s
         while not s.stopped:
             try:
-                await s.publish_attributes(s.cfg.name, s.cfg.advertise_client_urls)
+                attrs = MemberAttrSetRequest(member_id=s.member_id, name=s.cfg.name,
+                                             client_urls=s.cfg.advertise_client_urls)
+                await s.propose_request("member_attr", attrs)
                 log.info("published local member to cluster through raft; name=%s client-urls=%s",
                          s.cfg.name, ",".join(s.cfg.advertise_client_urls))
                 return

@@ -28,9 +28,8 @@ import struct
 import time
 
 from pyetcd import errors
-from pyetcd.auth.store import hash_password, new_token_prefix
 from pyetcd.cluster import Member, parse_conf_change_context
-from pyetcd.lease.lessor import LeaseNotFound
+from pyetcd.mvcc.kvstore import MVCCError
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 from pyetcd.pb.pyetcdpb.internal_pb2 import InternalRequest
 from pyetcd.raft.config import Config as RaftConfig
@@ -39,15 +38,19 @@ from pyetcd.raft.types import NONE, ConfChange, ConfChangeType, EntryType, decod
 from pyetcd.storage import schema
 from pyetcd.storage.failpoints import APPLY_BEFORE_CONSISTENT_INDEX, failpoint
 from pyetcd.storage.snap import Snapshotter
+from pyetcd.util.idgen import IDGenerator
+from pyetcd.util.tasks import spawn
 from pyetcd.version import ETCD_VERSION
 
 from . import apply as apply_layer
+from .apply import request_kind
 from .auth_gate import AuthGate
 from .bootstrap import member_paths, open_raft, take_over_etcd_data
 from .compactor import start_compactor
 from .config import Config
 from .forward import LeaderForwarder
 from .housekeeping import Housekeeping
+from .leases import LeaseOps
 from .maintenance import Maintenance, alarm_errors
 from .metrics import ServerMetrics
 from .peering import PeerEvents, tcp_fetch_cluster, tcp_transport
@@ -66,30 +69,9 @@ MAX_RAFT_MSG_SIZE = 1024 * 1024
 MAX_INFLIGHT_MSGS = 512
 
 
-class IDGenerator:
-    """Member-unique request ids: low 16 bits of the member id, then a
-    millisecond timestamp and a counter (etcd's idutil layout)."""
-
-    def __init__(self, member_id: int, now_ms: int):
-        self.prefix = (member_id & 0xFFFF) << 48
-        self.suffix = (now_ms & ((1 << 40) - 1)) << 8
-
-    def next(self) -> int:
-        self.suffix += 1
-        return self.prefix | (self.suffix & ((1 << 48) - 1))
-
-
 def _expire(fut: asyncio.Future) -> None:
     if not fut.done():
         fut.set_exception(errors.TIMEOUT())
-
-
-def request_kind(req: InternalRequest) -> str:
-    """The name of the one request field set in ``req`` ("" for none)."""
-    for fd, _ in req.ListFields():
-        if fd.name != "header":
-            return fd.name
-    return ""
 
 
 class EtcdServer:
@@ -115,7 +97,9 @@ class EtcdServer:
             lambda *args: tcp_transport(cfg, *args))
         self.fetch_cluster = fetch_cluster or tcp_fetch_cluster(cfg)
         self.quota = Quota(cfg.quota_bytes, db_size=lambda: self.backend.size(),
-                           raise_alarm=self._raise_nospace,
+                           raise_alarm=lambda: self.propose_request("alarm", pb.AlarmRequest(
+                               action=pb.AlarmRequest.ACTIVATE, memberID=self.member_id,
+                               alarm=pb.NOSPACE)),
                            has_alarm=lambda: self.alarms.has(pb.NOSPACE))
         take_over_etcd_data(cfg)
         self.stores: Stores = self._open_stores(None)
@@ -123,7 +107,8 @@ class EtcdServer:
         self.watch_hub = WatchHub(self.kv)
         self.gate = AuthGate(self)
         self.reconfig = Reconfig(self)
-        self.maintenance = Maintenance(lambda: self.stores)
+        self.maintenance = Maintenance(lambda: self.stores, self.header)
+        self.leases = LeaseOps(self)
         self.housekeeping = Housekeeping(self, cfg.heartbeat_interval)
         self.forwarder = LeaderForwarder(self._leader_client_url, lambda: client_files(cfg),
                                          self.request_timeout)
@@ -191,7 +176,7 @@ class EtcdServer:
         self.raft.start()
         if self.cluster.voters() == [self.member_id]:
             self.raft.campaign()  # a single member need not wait an election timeout
-        self._tasks.append(asyncio.get_running_loop().create_task(self.reconfig.publish()))
+        self._tasks.append(spawn(self.reconfig.publish(), log, "publishing this member"))
         self.compactor = start_compactor(self)
 
     async def stop(self) -> None:
@@ -254,13 +239,18 @@ class EtcdServer:
             raise result
         return result
 
-    async def propose_request(self, kind: str, request):
-        """Propose one client request (``kind``: its InternalRequest field)
-        and answer it with this member's header."""
+    async def propose_request(self, kind: str, request, as_root: bool = False):
+        """Propose one request (``kind``: its InternalRequest field) and answer
+        it with this member's header; ``as_root``: with root's authority (the
+        member's own requests, as etcd's WithRoot)."""
         req = InternalRequest()
         getattr(req, kind).CopyFrom(request)
+        if as_root and self.auth.enabled:
+            req.header.username = "root"
+            req.header.auth_revision = self.auth.revision
         resp = await self.propose(req)
-        self.header(resp.header)
+        if resp is not None:
+            self.header(resp.header)
         return resp
 
     async def _wait(self, rid: int, fut: asyncio.Future):
@@ -293,28 +283,6 @@ class EtcdServer:
 
     def next_lease_id(self) -> int:
         return self.idgen.next() & ((1 << 63) - 1)
-
-    async def revoke_expired(self, lease_id: int) -> None:
-        """The leader revokes an expired lease (with root's authority, as etcd)."""
-        req = InternalRequest()
-        req.lease_revoke.ID = lease_id
-        if self.auth.enabled:
-            req.header.username = "root"
-            req.header.auth_revision = self.auth.revision
-        await self.propose(req)
-
-    async def publish_attributes(self, name: str, client_urls: list[str]) -> None:
-        req = InternalRequest()
-        req.member_attr.member_id = self.member_id
-        req.member_attr.name = name
-        req.member_attr.client_urls.extend(client_urls)
-        await self.propose(req)
-
-    async def _raise_nospace(self) -> None:
-        req = InternalRequest()
-        req.alarm.CopyFrom(pb.AlarmRequest(action=pb.AlarmRequest.ACTIVATE,
-                                           memberID=self.member_id, alarm=pb.NOSPACE))
-        await self.propose(req)
 
     # ---- the apply loop (RaftHost) ------------------------------------------------------------
     def apply_committed(self, entries) -> int:
@@ -470,6 +438,18 @@ class EtcdServer:
     def committed_index(self) -> int:
         return self.raft.committed if self.raft else self.applied_index
 
+    @property
+    def is_leader(self) -> bool:
+        return self.raft is not None and self.raft.is_leader
+
+    def revision_kv(self, key: bytes, rev: int):
+        """The key as it was at ``rev`` (None: absent, or compacted away)."""
+        try:
+            rr = self.kv.range(key, None, rev=rev)
+        except MVCCError:
+            return None
+        return rr.kvs[0] if rr.kvs else None
+
     def is_learner(self) -> bool:
         m = self.cluster.members.get(self.member_id)
         return bool(m and m.is_learner)
@@ -533,40 +513,13 @@ class EtcdServer:
         return await self.propose_request("lease_revoke", r)
 
     async def lease_time_to_live(self, r: pb.LeaseTimeToLiveRequest):
-        await self.gate.check_lease_keys(r.ID, read=True)
-        if not self.raft.is_leader:  # only the leader knows the remaining TTL
-            return await self.forwarder.forward("Lease", "LeaseTimeToLive", r)
-        await self.linearizable_read()
-        resp = pb.LeaseTimeToLiveResponse(ID=r.ID)
-        try:
-            ttl, granted, keys = self.lessor.time_to_live(r.ID)
-        except LeaseNotFound:
-            resp.TTL = -1
-        else:
-            resp.TTL, resp.grantedTTL = ttl, granted
-            if r.keys:
-                resp.keys.extend(keys)
-        self.header(resp.header)
-        return resp
+        return await self.leases.time_to_live(r)
 
     async def lease_leases(self) -> pb.LeaseLeasesResponse:
-        await self.linearizable_read()
-        resp = pb.LeaseLeasesResponse(leases=[pb.LeaseStatus(ID=i) for i in sorted(self.lessor.leases)])
-        self.header(resp.header)
-        return resp
+        return await self.leases.leases()
 
     async def lease_renew(self, r: pb.LeaseKeepAliveRequest) -> pb.LeaseKeepAliveResponse:
-        """One keep-alive: renewed by the leader (which decides expiry)."""
-        await self.gate.check_lease_keys(r.ID, read=False)
-        if not self.raft.is_leader:
-            return await self.forwarder.forward("Lease", "LeaseKeepAlive", r, stream=True)
-        resp = pb.LeaseKeepAliveResponse(ID=r.ID)
-        try:
-            resp.TTL = self.lessor.renew(r.ID)
-        except LeaseNotFound:
-            resp.TTL = 0
-        self.header(resp.header)
-        return resp
+        return await self.leases.renew(r)
 
     # ---- facade: cluster ---------------------------------------------------------------------------
     async def member_list(self, linearizable: bool) -> pb.MemberListResponse:
@@ -577,20 +530,13 @@ class EtcdServer:
         return resp
 
     async def member_add(self, urls: list[str], is_learner: bool) -> pb.MemberAddResponse:
-        member, members = await self.reconfig.member_add(urls, is_learner)
-        resp = pb.MemberAddResponse(member=member, members=members)
-        self.header(resp.header)
-        return resp
+        return await self.reconfig.member_add(urls, is_learner)
 
     async def member_remove(self, member_id: int) -> pb.MemberRemoveResponse:
-        resp = pb.MemberRemoveResponse(members=await self.reconfig.member_remove(member_id))
-        self.header(resp.header)
-        return resp
+        return await self.reconfig.member_remove(member_id)
 
     async def member_update(self, member_id: int, urls: list[str]) -> pb.MemberUpdateResponse:
-        resp = pb.MemberUpdateResponse(members=await self.reconfig.member_update(member_id, urls))
-        self.header(resp.header)
-        return resp
+        return await self.reconfig.member_update(member_id, urls)
 
     async def member_promote(self, r: pb.MemberPromoteRequest) -> pb.MemberPromoteResponse:
         return await self.reconfig.member_promote(r)
@@ -611,31 +557,18 @@ class EtcdServer:
         return await self.propose_request("alarm", r)
 
     async def hash(self) -> pb.HashResponse:
-        h, rev = await self.maintenance.hash_backend()
-        resp = pb.HashResponse(hash=h)
-        self.header(resp.header, rev)
-        return resp
+        return await self.maintenance.hash()
 
     async def hash_kv(self, revision: int) -> pb.HashKVResponse:
-        h, compact_rev, rev = await self.maintenance.hash_kv(revision)
-        resp = pb.HashKVResponse(hash=h, compact_revision=compact_rev)
-        resp.header.revision = rev
-        self.header(resp.header)
-        return resp
+        return await self.maintenance.hash_kv(revision)
 
     async def defragment(self) -> pb.DefragmentResponse:
-        await self.maintenance.defragment()
-        resp = pb.DefragmentResponse()
-        self.header(resp.header)
-        return resp
+        return await self.maintenance.defragment()
 
-    async def snapshot(self):
+    def snapshot(self):
         """The backend as etcd streams it: SnapshotResponses with the
         database's bytes, remaining_bytes counting down, then its sha256."""
-        async for remaining, blob in self.maintenance.snapshot():
-            resp = pb.SnapshotResponse(remaining_bytes=remaining, blob=blob)
-            self.header(resp.header)
-            yield resp
+        return self.maintenance.snapshot()
 
     async def move_leader(self, target: int) -> pb.MoveLeaderResponse:
         """Hand leadership to ``target`` (on the leader, after the admin check)."""
@@ -653,25 +586,8 @@ class EtcdServer:
 
     # ---- facade: auth --------------------------------------------------------------------------------
     async def auth_request(self, kind: str, request):
-        """An auth management request (``kind``: its InternalRequest field).
-        Passwords are hashed here, on the proposing member, off the event
-        loop; the log carries only the bcrypt hash."""
-        if (kind == "auth_user_add" and not request.options.no_password) or \
-                (kind == "auth_user_change_password" and request.password):
-            loop = asyncio.get_running_loop()
-            request.hashedPassword = await loop.run_in_executor(
-                None, hash_password, request.password, self.auth.bcrypt_cost)
-            request.password = ""
-        return await self.propose_request(kind, request)
+        """An auth management request (``kind``: its InternalRequest field)."""
+        return await self.gate.request(kind, request)
 
     async def authenticate(self, name: str, password: str) -> pb.AuthenticateResponse:
-        await self.linearizable_read()
-        while True:
-            rev = await self.gate.verify_password(name, password)
-            req = InternalRequest()
-            req.authenticate.name = name
-            req.authenticate.simple_token = new_token_prefix()
-            resp = await self.propose(req)
-            if rev == self.auth.revision:
-                self.header(resp.header)
-                return resp
+        return await self.gate.authenticate(name, password)

@@ -22,6 +22,7 @@ from pyetcd.peer.transport import SNAPSHOT_IN_FILE, received_snapshot
 from pyetcd.raft.types import Snapshot
 from pyetcd.storage.backend import Backend
 from pyetcd.storage.snap import Snapshotter
+from pyetcd.util.tasks import spawn
 
 log = logging.getLogger("pyetcd.snapshots")
 
@@ -48,7 +49,7 @@ class RaftSnapshots:
         if applied - self.snap_index < self.s.cfg.snapshot_count or self.busy:
             return
         self.busy = True
-        asyncio.get_running_loop().create_task(self._create(applied))
+        spawn(self._create(applied), log, f"raft snapshot at {applied}")
 
     async def _create(self, index: int) -> None:
         s = self.s

@@ -10,6 +10,8 @@ import logging
 
 from pyetcd.mvcc.watchable_store import WatchableStore
 
+from pyetcd.util.tasks import cancel_and_wait
+
 log = logging.getLogger("pyetcd.watch")
 
 SYNC_PERIOD = 0.1           # etcd's watchResyncPeriod
@@ -42,13 +44,8 @@ class WatchHub:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task, log, "watch sync task")
+        self._task = None
 
     async def _run(self) -> None:
         store = self.store

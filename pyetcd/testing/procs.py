@@ -16,6 +16,7 @@ the data dir), so a failed test can show it (:func:`logs_of`).
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -31,9 +32,30 @@ SCRIPTS = Path(sysconfig.get_path("scripts"))
 DEFAULT_TOKEN = "etcd-cluster"
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        lo, hi = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port nobody listens on now (the kernel's choice of an ephemeral one)."""
-    with socket.socket() as s:
+    """A port nobody listens on now, chosen below the kernel's ephemeral
+    range: the kernel hands ephemeral ports to outgoing connections (clients,
+    peers dialling), which could otherwise take a port between the moment it
+    is chosen here and the moment a member binds it."""
+    lo, _ = _ephemeral_range()
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, lo - 20000), lo)
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # a crowded range: fall back to the kernel's choice
         s.bind((host, 0))
         return s.getsockname()[1]
 
@@ -206,8 +228,19 @@ class Server:
         self.proc = subprocess.Popen(self.argv(), cwd=self.workdir, stdout=self._log,
                                      stderr=subprocess.STDOUT, env=env, start_new_session=True)
         if wait:
-            wait_ready(self.endpoint, self.proc, pki=self.pki or self.pki_files)
+            self.wait_ready()
         return self
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        """Until the member answers; a member that exits or does not answer
+        raises with the end of its log."""
+        try:
+            wait_ready(self.endpoint, self.proc, timeout=timeout, pki=self.pki or self.pki_files)
+        except RuntimeError as exc:
+            if self._log is not None:
+                self._log.flush()
+            tail = "\n".join(self.log().splitlines()[-15:])
+            raise RuntimeError(f"{self.name} ({self.kind}): {exc}; its log ends:\n{tail}") from None
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 15.0) -> int | None:
         """Signal the process we started and wait for it (SIGKILL after
@@ -302,7 +335,7 @@ class LocalCluster:
         for m in self.members:
             m.start(wait=False)
         for m in self.members:
-            wait_ready(m.endpoint, m.proc, timeout=30, pki=self.pki or m.pki_files)
+            m.wait_ready(timeout=30)
         return self
 
     def stop(self) -> None:

@@ -11,7 +11,7 @@ from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 from pyetcd.pb.pyetcdpb.internal_pb2 import InternalRequest
 from pyetcd.server import apply
 from pyetcd.server.config import parse_args
-from pyetcd.server.server import request_kind
+from pyetcd.server.apply import request_kind
 from pyetcd.server.stores import open_stores
 
 

@@ -32,7 +32,16 @@ from .backend import BackendApplier
 from .kv import KVApplier, is_readonly_txn, range_end
 
 __all__ = ["AlarmApplier", "AuthApplier", "BackendApplier", "KVApplier", "QuotaApplier", "build",
-           "is_readonly_txn", "range_end"]
+           "is_readonly_txn", "range_end", "request_kind"]
+
+
+def request_kind(req) -> str:
+    """The name of the one request field set in ``req`` ("" for none)."""
+    for fd, _ in req.ListFields():
+        if fd.name != "header":
+            return fd.name
+    return ""
+
 
 _NOSPACE_KINDS = frozenset({"put", "lease_grant", "txn"})
 _CORRUPT_KINDS = frozenset({"put", "delete_range", "lease_grant", "txn"})

@@ -1,0 +1,54 @@
+"""Lease requests that the leader answers (it alone decides expiry and
+knows the remaining TTLs): time-to-live, the lease list and keep-alives.
+A follower forwards time-to-live and keep-alives to the leader; grants
+and revokes are ordinary proposals (the server's facade)."""
+from __future__ import annotations
+
+from pyetcd.lease.lessor import LeaseNotFound
+from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
+
+
+class LeaseOps:
+    """``server``: the member (its raft node, lessor, gate, forwarder, header)."""
+
+    def __init__(self, server):
+        self.s = server
+
+    async def time_to_live(self, r: pb.LeaseTimeToLiveRequest) -> pb.LeaseTimeToLiveResponse:
+        s = self.s
+        await s.gate.check_lease_keys(r.ID, read=True)
+        if not s.raft.is_leader:
+            return await s.forwarder.forward("Lease", "LeaseTimeToLive", r)
+        await s.linearizable_read()
+        resp = pb.LeaseTimeToLiveResponse(ID=r.ID)
+        try:
+            ttl, granted, keys = s.lessor.time_to_live(r.ID)
+        except LeaseNotFound:
+            resp.TTL = -1
+        else:
+            resp.TTL, resp.grantedTTL = ttl, granted
+            if r.keys:
+                resp.keys.extend(keys)
+        s.header(resp.header)
+        return resp
+
+    async def leases(self) -> pb.LeaseLeasesResponse:
+        s = self.s
+        await s.linearizable_read()
+        resp = pb.LeaseLeasesResponse(leases=[pb.LeaseStatus(ID=i) for i in sorted(s.lessor.leases)])
+        s.header(resp.header)
+        return resp
+
+    async def renew(self, r: pb.LeaseKeepAliveRequest) -> pb.LeaseKeepAliveResponse:
+        """One keep-alive, renewed by the leader."""
+        s = self.s
+        await s.gate.check_lease_keys(r.ID, read=False)
+        if not s.raft.is_leader:
+            return await s.forwarder.forward("Lease", "LeaseKeepAlive", r, stream=True)
+        resp = pb.LeaseKeepAliveResponse(ID=r.ID)
+        try:
+            resp.TTL = s.lessor.renew(r.ID)
+        except LeaseNotFound:
+            resp.TTL = 0
+        s.header(resp.header)
+        return resp
