@@ -165,7 +165,8 @@ class Server:
 
     def __init__(self, kind: str, workdir: Path, name: str = "default", extra=(), env=None,
                  client_port: int | None = None, peer_port: int | None = None,
-                 host: str = "127.0.0.1"):
+                 host: str = "127.0.0.1", netns: str | None = None,
+                 data_dir: Path | None = None):
         self.kind = kind
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -174,7 +175,8 @@ class Server:
         self.client_port = client_port or free_port(host)
         self.peer_port = peer_port or free_port(host)
         self.endpoint = f"{host}:{self.client_port}"
-        self.data_dir = self.workdir / f"{name}.etcd"
+        self.netns = netns  # run inside this network namespace (``ip netns exec``)
+        self.data_dir = Path(data_dir) if data_dir is not None else self.workdir / f"{name}.etcd"
         self.extra = list(extra)
         self.env = env
         self.proc: subprocess.Popen | None = None
@@ -209,7 +211,8 @@ class Server:
             "--initial-advertise-peer-urls", "http://localhost:2380",
             "--initial-cluster", f"{self.name}=http://localhost:2380",
         ]
-        argv = server_command(self.kind) + [
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
+        argv = prefix + server_command(self.kind) + [
             "--name", self.name, "--data-dir", str(self.data_dir),
             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
             "--listen-peer-urls", self.peer_url,
