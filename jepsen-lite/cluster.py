@@ -45,20 +45,20 @@ class Member:
 
 class Cluster:
     def __init__(self, kind: str, n: int, workdir: Path, *, netns: bool = False,
-                 flags=(), env=None, data_root: Path | None = None):
+                 flags=(), env=None, lazy: bool = False):
         self.kind = kind
         self.workdir = Path(workdir)
         self.flags = list(flags)
         self.net = Network(n) if netns else None
         self.members: list[Member] = []
-        self.data_root = data_root
+        self.mounts = [self._mount(i) for i in range(n)] if lazy else []
         for i in range(n):
             name = f"m{i}"
             if self.net is not None:
                 host, cport, pport, ns = self.net.member_ip(i), 2379, 2380, self.net.ns[i]
             else:
                 host, cport, pport, ns = "127.0.0.1", free_port(), free_port(), None
-            data_dir = (data_root / f"{name}.etcd") if data_root is not None else None
+            data_dir = Path(self.mounts[i].mountpoint) / f"{name}.etcd" if lazy else None
             s = Server(kind, self.workdir / name, name=name, extra=self.flags, env=env,
                        client_port=cport, peer_port=pport, host=host, netns=ns, data_dir=data_dir)
             self.members.append(Member(i, s, s.peer_url))
@@ -67,6 +67,14 @@ class Cluster:
             m.server.cluster_args = ["--initial-advertise-peer-urls", m.peer_url,
                                      "--initial-cluster", initial, "--initial-cluster-token", TOKEN,
                                      "--initial-cluster-state", "new"]
+
+    def _mount(self, i: int):
+        """Member i's data dir on a filesystem that loses unsynced writes."""
+        from .lazyfs import Mount
+        log = open(self.workdir / f"lazyfs-m{i}.log", "ab")
+        m = Mount(self.workdir / f"lazy-src-m{i}", self.workdir / f"lazy-mnt-m{i}", log)
+        m.start()
+        return m
 
     @property
     def endpoints(self) -> list[str]:
@@ -159,11 +167,15 @@ class Cluster:
         for m in self.members:
             if m.server.log_path.exists():
                 shutil.copy(m.server.log_path, out / f"{m.name}.log")
+        for log in self.workdir.glob("lazyfs-m*.log"):
+            shutil.copy(log, out / log.name)
 
     def close(self) -> None:
         try:
             self.stop()
         finally:
+            for mount in self.mounts:
+                mount.stop()
             if self.net is not None:
                 self.net.close()
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .cluster import Cluster
 from .history import Recorder, load
-from .nemesis import NEEDS_NETNS, NEMESES, Scheduler
+from .nemesis import NEEDS_LAZYFS, NEEDS_NETNS, NEMESES, Scheduler
 from .net import NetworkUnavailable
 from .workloads import WORKLOADS
 from .workloads.base import Context
@@ -55,7 +55,7 @@ class Run:
         self.out = Path(opts.out)
         self.out.mkdir(parents=True, exist_ok=True)
         unknown = [w for w in opts.workloads if w not in WORKLOADS]
-        unknown += [n for n in opts.nemeses if n != "none" and n not in NEMESES]
+        unknown += [n for n in opts.nemeses if n != "none" and _nemesis_name(n) not in NEMESES]
         if unknown:
             raise ToolError(f"unknown workload or nemesis: {', '.join(unknown)} (workloads: "
                             f"{', '.join(WORKLOADS)}; nemeses: none, {', '.join(NEMESES)})")
@@ -63,13 +63,14 @@ class Run:
         self.recorder = Recorder(self.out / "history.jsonl")
         self.tmp = tempfile.TemporaryDirectory(prefix="jepsen-lite-")
         self.workloads = [WORKLOADS[w]() for w in opts.workloads]
-        self.nemeses = [NEMESES[n]() for n in opts.nemeses if n != "none"]
-        netns = any(n in NEEDS_NETNS for n in opts.nemeses)
+        self.nemeses = [_nemesis(n) for n in opts.nemeses if n != "none"]
+        netns = any(_nemesis_name(n) in NEEDS_NETNS for n in opts.nemeses)
+        lazy = any(_nemesis_name(n) in NEEDS_LAZYFS for n in opts.nemeses)
         try:
             self.cluster = Cluster(opts.server, opts.members, Path(self.tmp.name), netns=netns,
-                                   flags=opts.flags)
-        except (NetworkUnavailable, FileNotFoundError, ValueError) as exc:
-            raise ToolError(str(exc)) from None
+                                   flags=opts.flags, lazy=lazy)
+        except (NetworkUnavailable, FileNotFoundError, ValueError, RuntimeError, ImportError) as exc:
+            raise ToolError(f"cannot set up the members: {exc}") from None
         self.ctx: Context | None = None
 
     def execute(self) -> dict:
@@ -112,6 +113,22 @@ class Run:
         for w in self.workloads:
             w.final(ctx)
         return check(self.recorder.ops, self.workloads, {"counts": sched.counts})
+
+
+def _nemesis_name(spec: str) -> str:
+    return spec.split(":", 1)[0]
+
+
+def _nemesis(spec: str):
+    """``kill`` or ``kill:all``: a nemesis, restricted to one of its modes."""
+    name, _, mode = spec.partition(":")
+    n = NEMESES[name]()
+    if mode:
+        if mode not in getattr(n, "modes", ()):
+            raise ToolError(f"nemesis {name} has no mode {mode!r} "
+                            f"(modes: {', '.join(getattr(n, 'modes', ())) or 'none'})")
+        n.modes = (mode,)
+    return n
 
 
 def check(ops, workloads, info: dict) -> dict:
