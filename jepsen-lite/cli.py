@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
 def summary(verdicts: dict, ops) -> list[str]:
     lines = []
     for name, v in verdicts.items():
-        ps = pairs(ops, name)
+        ps = pairs(ops, name) if name != "nemesis" else []
         counts = {t: sum(1 for p in ps if p.type == t) for t in ("ok", "fail", "info")}
         mark = {True: "valid", False: "INVALID", None: "ERROR"}[v.get("valid")]
         lines.append(f"{name}: {mark}  ops={len(ps)} ok={counts['ok']} fail={counts['fail']} "

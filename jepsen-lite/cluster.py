@@ -16,9 +16,11 @@ from pyetcd.testing import Server, free_port
 
 from .client import EtcdClient, Indeterminate, Refused
 from .net import Network
+from .nemesis.clock import LIBFAKETIME, faketime_env
 
 TOKEN = "jepsen-lite"
 START_TIMEOUT = 30.0
+TMPFS_MB = 512
 
 
 class Member:
@@ -45,10 +47,13 @@ class Member:
 
 class Cluster:
     def __init__(self, kind: str, n: int, workdir: Path, *, netns: bool = False,
-                 flags=(), env=None, lazy: bool = False):
+                 flags=(), env=None, lazy: bool = False, clock: bool = False,
+                 tmpfs: bool = False):
         self.kind = kind
         self.workdir = Path(workdir)
         self.flags = list(flags)
+        self.clock_files: list[Path] = []
+        self.tmpfs: list[Path] = []
         self.net = Network(n) if netns else None
         self.members: list[Member] = []
         self.mounts = [self._mount(i) for i in range(n)] if lazy else []
@@ -59,7 +64,13 @@ class Cluster:
             else:
                 host, cport, pport, ns = "127.0.0.1", free_port(), free_port(), None
             data_dir = Path(self.mounts[i].mountpoint) / f"{name}.etcd" if lazy else None
-            s = Server(kind, self.workdir / name, name=name, extra=self.flags, env=env,
+            if tmpfs and not lazy:
+                data_dir = self._tmpfs(i) / f"{name}.etcd"
+            menv = dict(env or {})
+            if clock and LIBFAKETIME:
+                self.clock_files.append(self.workdir / f"faketime-{name}")
+                menv.update(faketime_env(self.clock_files[-1]))
+            s = Server(kind, self.workdir / name, name=name, extra=self.flags, env=menv,
                        client_port=cport, peer_port=pport, host=host, netns=ns, data_dir=data_dir)
             self.members.append(Member(i, s, s.peer_url))
         initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
@@ -75,6 +86,18 @@ class Cluster:
         m = Mount(self.workdir / f"lazy-src-m{i}", self.workdir / f"lazy-mnt-m{i}", log)
         m.start()
         return m
+
+    def _tmpfs(self, i: int) -> Path:
+        """A small filesystem of the tool's own for member i (the disk can fill)."""
+        import subprocess
+        d = self.workdir / f"tmpfs-m{i}"
+        d.mkdir(parents=True, exist_ok=True)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_MB}m", "tmpfs", str(d)],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"cannot mount a tmpfs for the disk nemesis: {r.stderr.strip()}")
+        self.tmpfs.append(d)
+        return d
 
     @property
     def endpoints(self) -> list[str]:
@@ -176,6 +199,9 @@ class Cluster:
         finally:
             for mount in self.mounts:
                 mount.stop()
+            import subprocess
+            for d in self.tmpfs:
+                subprocess.run(["umount", "-l", str(d)], capture_output=True)
             if self.net is not None:
                 self.net.close()
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .cluster import Cluster
 from .history import Recorder, load
-from .nemesis import NEEDS_LAZYFS, NEEDS_NETNS, NEMESES, Scheduler
+from .nemesis import NEEDS_CLOCK, NEEDS_LAZYFS, NEEDS_NETNS, NEMESES, Scheduler
 from .net import NetworkUnavailable
 from .workloads import WORKLOADS
 from .workloads.base import Context
@@ -66,9 +66,11 @@ class Run:
         self.nemeses = [_nemesis(n) for n in opts.nemeses if n != "none"]
         netns = any(_nemesis_name(n) in NEEDS_NETNS for n in opts.nemeses)
         lazy = any(_nemesis_name(n) in NEEDS_LAZYFS for n in opts.nemeses)
+        clock = any(_nemesis_name(n) in NEEDS_CLOCK for n in opts.nemeses)
+        tmpfs = any(_nemesis_name(n) == "disk" for n in opts.nemeses)
         try:
             self.cluster = Cluster(opts.server, opts.members, Path(self.tmp.name), netns=netns,
-                                   flags=opts.flags, lazy=lazy)
+                                   flags=opts.flags, lazy=lazy, clock=clock, tmpfs=tmpfs)
         except (NetworkUnavailable, FileNotFoundError, ValueError, RuntimeError, ImportError) as exc:
             raise ToolError(f"cannot set up the members: {exc}") from None
         self.ctx: Context | None = None
@@ -112,7 +114,13 @@ class Run:
             self.recorder.note("cluster not healthy 60 s after healing")
         for w in self.workloads:
             w.final(ctx)
-        return check(self.recorder.ops, self.workloads, {"counts": sched.counts})
+        verdicts = check(self.recorder.ops, self.workloads, {"counts": sched.counts})
+        judged = [n for n in self.nemeses if hasattr(n, "verdict")]
+        if judged:
+            problems = [p for n in judged for p in n.verdict(self)]
+            verdicts["nemesis"] = {"valid": not problems, "anomalies": problems,
+                                   "faults": sched.counts}
+        return verdicts
 
 
 def _nemesis_name(spec: str) -> str:
@@ -142,7 +150,12 @@ def check(ops, workloads, info: dict) -> dict:
 
 
 def recheck(out: Path) -> dict:
-    """``jepsen-lite check DIR``: the stored history through the checkers again."""
+    """``jepsen-lite check DIR``: the stored history through the checkers
+    again (what a nemesis observed of the members is taken from its log)."""
     opts = json.loads((out / "run.json").read_text())
     ops = load(out / "history.jsonl")
-    return check(ops, [WORKLOADS[w]() for w in opts["workloads"]], {})
+    verdicts = check(ops, [WORKLOADS[w]() for w in opts["workloads"]], {})
+    stored = out / "verdicts.json"
+    if stored.exists() and "nemesis" in json.loads(stored.read_text()):
+        verdicts["nemesis"] = json.loads(stored.read_text())["nemesis"]
+    return verdicts

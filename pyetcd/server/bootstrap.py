@@ -125,6 +125,17 @@ async def open_raft(cfg: Config, stores: Stores, snapshotter: Snapshotter,
 def _clamp(start: RaftStart) -> RaftStart:
     hs, _ = start.storage.initial_state()
     start.term = max(start.term, hs.term)
+    last = start.storage.last_index()
+    if start.applied > last:
+        # every applied entry was in the synced WAL: entries are missing, so
+        # the log lost synced data, and entries this member acknowledged
+        # may be gone.  Serving with it would stall the leader (etcd's raft
+        # panics at the first heartbeat: "tocommit is out of range").
+        start.wal.close()
+        raise BootstrapError(
+            f"the WAL lost entries that were committed and applied (the backend is at index "
+            f"{start.applied}, the WAL ends at {last}): this member's log cannot be trusted; "
+            f"remove it from the cluster and add it back with an empty data dir")
     if start.applied > hs.commit:
         log.warning("the backend has applied index %d beyond the WAL's commit %d: the WAL "
                     "lost synced data; entries up to %d are taken from the backend",
