@@ -1,6 +1,6 @@
-"""``jepsen-lite run|check``.  Exit status: 0 every checker valid, 1
-anomalies found (printed, with the shortest failing sub-history each
-checker found), 2 the tool itself could not run."""
+"""``jepsen-lite run|check|campaign|summarize``.  Exit status: 0 every
+checker valid, 1 anomalies found (printed, with the shortest failing
+sub-history each checker found), 2 the tool itself could not run."""
 from __future__ import annotations
 
 import argparse
@@ -19,10 +19,7 @@ def _list(text: str) -> list[str]:
     return [x for x in text.split(",") if x]
 
 
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="jepsen-lite", description=__doc__.split("\n")[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="run a campaign")
+def _run_args(r) -> None:
     r.add_argument("--server", default="pyetcd",
                    help="pyetcd, etcd (3.5), etcd3.4, or the path of any executable taking "
                         "etcd's flags")
@@ -36,8 +33,21 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="the run directory (default: ./jepsen-lite-runs/<time>)")
     r.add_argument("--server-flag", action="append", default=[], dest="flags",
                    help="a flag for every member (repeatable), e.g. --server-flag=--snapshot-count=100")
+    r.add_argument("--server-env", action="append", default=[], dest="env", metavar="KEY=VALUE",
+                   help="an environment variable for every member (repeatable)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="jepsen-lite", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    _run_args(sub.add_parser("run", help="run a campaign"))
     c = sub.add_parser("check", help="check a stored run again")
     c.add_argument("dir")
+    m = sub.add_parser("campaign", help="many runs, one per seed; a summary at the end")
+    _run_args(m)
+    m.add_argument("--seeds", type=int, default=10, help="how many seeds, from --seed on")
+    s = sub.add_parser("summarize", help="a markdown table of stored runs")
+    s.add_argument("dirs", nargs="+")
     return ap
 
 
@@ -72,17 +82,65 @@ def _finish(out: Path, verdicts: dict) -> int:
     return EXIT_VALID if all(v.get("valid") for v in verdicts.values()) else EXIT_ANOMALIES
 
 
+def _options(a, out: Path, seed: int) -> Options:
+    return Options(server=a.server, members=a.members, workloads=a.workload, nemeses=a.nemesis,
+                   time=a.time, rate=a.rate, clients=a.clients, seed=seed, out=str(out),
+                   flags=a.flags, env=dict(kv.split("=", 1) for kv in a.env))
+
+
+def campaign(a) -> int:
+    base = Path(a.out or f"jepsen-lite-runs/campaign-{time.strftime('%Y%m%d-%H%M%S')}")
+    worst, dirs = EXIT_VALID, []
+    for seed in range(a.seed, a.seed + a.seeds):
+        out = base / f"seed-{seed}"
+        try:
+            rc = _finish(out, Run(_options(a, out, seed)).execute())
+        except ToolError as exc:
+            print(f"seed {seed}: jepsen-lite: {exc}", file=sys.stderr)
+            rc = EXIT_TOOL
+        print(f"seed {seed}: exit {rc}", flush=True)
+        worst = max(worst, rc)
+        dirs.append(out)
+    table = summarize_dirs(dirs)
+    (base / "summary.md").write_text(table)
+    print(table)
+    return worst
+
+
+def summarize_dirs(dirs) -> str:
+    """One row per (run, checker): ops, outcomes, anomalies."""
+    rows = ["| server | workload | nemesis | seed | ops | ok | fail | info | anomalies | verdict |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for d in map(Path, dirs):
+        if not (d / "verdicts.json").exists():
+            rows.append(f"| {d} | | | | | | | | | tool error |")
+            continue
+        opts = json.loads((d / "run.json").read_text())
+        verdicts = json.loads((d / "verdicts.json").read_text())
+        ops = load(d / "history.jsonl")
+        for name, v in verdicts.items():
+            ps = pairs(ops, name) if name != "nemesis" else []
+            c = {t: sum(1 for p in ps if p.type == t) for t in ("ok", "fail", "info")}
+            mark = {True: "valid", False: "INVALID", None: "unknown"}[v.get("valid")]
+            rows.append(f"| {opts['server']} | {name} | {','.join(opts['nemeses'])} | "
+                        f"{opts['seed']} | {len(ps)} | {c['ok']} | {c['fail']} | {c['info']} | "
+                        f"{len(v.get('anomalies', []))} | {mark} |")
+    return "\n".join(rows) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     try:
         if a.cmd == "check":
             out = Path(a.dir)
             return _finish(out, recheck(out))
+        if a.cmd == "summarize":
+            print(summarize_dirs(a.dirs), end="")
+            return EXIT_VALID
+        if a.cmd == "campaign":
+            return campaign(a)
         out = Path(a.out or f"jepsen-lite-runs/{time.strftime('%Y%m%d-%H%M%S')}")
-        opts = Options(server=a.server, members=a.members, workloads=a.workload,
-                       nemeses=a.nemesis, time=a.time, rate=a.rate, clients=a.clients,
-                       seed=a.seed, out=str(out), flags=a.flags)
-        return _finish(out, Run(opts).execute())
+        return _finish(out, Run(_options(a, out, a.seed)).execute())
     except ToolError as exc:
         print(f"jepsen-lite: {exc}", file=sys.stderr)
         return EXIT_TOOL

@@ -42,6 +42,7 @@ class Options:
     seed: int = 0
     out: str = ""
     flags: list = field(default_factory=list)    # more server flags for every member
+    env: dict = field(default_factory=dict)      # more environment for every member
     quiet: float = 3.0
     hold: float = 4.0
     timeout: float = 1.0
@@ -70,18 +71,18 @@ class Run:
         tmpfs = any(_nemesis_name(n) == "disk" for n in opts.nemeses)
         try:
             self.cluster = Cluster(opts.server, opts.members, Path(self.tmp.name), netns=netns,
-                                   flags=opts.flags, lazy=lazy, clock=clock, tmpfs=tmpfs)
+                                   flags=opts.flags, env=opts.env, lazy=lazy, clock=clock,
+                                   tmpfs=tmpfs)
         except (NetworkUnavailable, FileNotFoundError, ValueError, RuntimeError, ImportError) as exc:
             raise ToolError(f"cannot set up the members: {exc}") from None
         self.ctx: Context | None = None
 
     def execute(self) -> dict:
-        opts = self.opts
         try:
-            self.cluster.start()
-        except RuntimeError as exc:
-            raise ToolError(f"the cluster did not start: {exc}") from None
-        try:
+            try:
+                self.cluster.start()
+            except RuntimeError as exc:
+                raise ToolError(f"the cluster did not start: {exc}") from None
             verdicts = self._traffic()
         finally:
             self.cluster.collect_logs(self.out)

@@ -48,7 +48,7 @@ ALLOWED = {
     "pyetcd.main": BASE | {"pyetcd.api", "pyetcd.server", "pyetcd.offline", "pyetcd.storage"},
     "pyetcd.localcluster": TOOLS,
     "pyetcdctl": TOOLS | {"pyetcd.offline"},   # snapshot status/restore are offline tools
-    "bench": TOOLS,
+    "bench": TOOLS | {"jepsen_lite"},   # bench_linearizability times the checker
     "jepsen_lite": TOOLS,
 }
 # component benchmarks of pure layers, by design below the wire

@@ -131,6 +131,7 @@ class _History:
             if len(v) > len(longest.get(k, [])):
                 longest[k] = v
         for i, k, v in self.reads:
+            longest.setdefault(k, [])
             if longest[k][:len(v)] != v:
                 self.anomalies.append({"anomaly": "incompatible-order", "key": k, "read": v,
                                        "longest": longest[k], "txn": _txn_text(self.ps[i])})

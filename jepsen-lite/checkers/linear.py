@@ -149,7 +149,8 @@ def check(model, calls_by_key: dict, max_steps: int = 50_000_000) -> Verdict:
         calls = calls_by_key[key]
         for i, c in enumerate(calls):
             c.id = i
-        ok, info = check_partition(model, calls, max_steps)
+        m = model.prepare(calls) if hasattr(model, "prepare") else model
+        ok, info = check_partition(m, calls, max_steps)
         if info and "undecided" in info:
             v.notes.append(f"key {key!r}: {info['undecided']}")
         if not ok:
@@ -160,37 +161,134 @@ def check(model, calls_by_key: dict, max_steps: int = 50_000_000) -> Verdict:
 
 
 def _report(key, calls: list[Call], info: dict) -> dict:
-    """The shortest illegal prefix found: every op of the key that was
-    called before the stuck op returned, in call order."""
+    """Where the search got stuck, with the illegal prefix (every op of the
+    key called before the stuck op returned) cut down to the window that
+    matters: from the writes the stuck op contradicts -- the last write that
+    completed before it began, and the write of the value it observed."""
     stuck: Call = info["stuck_on"]
     prefix = sorted((c for c in calls if c.start <= stuck.end), key=lambda c: c.start)
+    writes = [c for c in prefix if c is not stuck and c.f != "read" and c.known]
+    before = [c for c in writes if c.end < stuck.start]
+    anchors = [max(before, key=lambda c: c.end)] if before else []
+    seen = stuck.result[0] if stuck.known and isinstance(stuck.result, tuple) else None
+    anchors += [c for c in writes if _written_value(c) == seen and seen is not None]
+    t0 = min((c.start for c in anchors), default=stuck.start)
+    window = [c for c in prefix if c.end >= t0 or c is stuck]
     return {"key": key, "linearized_before_stuck": info["linearized"],
-            "state_at_stuck": info["state"], "stuck_on": stuck, "prefix": prefix}
+            "state_at_stuck": info["state"], "stuck_on": stuck, "prefix": window,
+            "prefix_ops_before_window": len(prefix) - len(window)}
+
+
+def _written_value(c: Call):
+    if c.f == "write":
+        return c.value
+    if c.f in ("cas", "cas-rev") and c.result and c.result[0]:
+        return c.value[1]
+    return None
 
 
 # ---- models ------------------------------------------------------------------------------
 ANY = "?"   # a revision not observed (the write was indeterminate)
 
 
+def _observed(c: Call):
+    """The register value an ok operation saw (None: it saw none): a read's,
+    what a failed CAS found, what a successful value CAS compared with."""
+    if not c.known or c.f == "write":
+        return None
+    if c.f == "read":
+        return c.result[0]
+    if not c.result[0]:
+        return c.result[1]
+    return c.value[0] if c.f == "cas" else None
+
+
+def _written(c: Call):
+    if c.f == "write":
+        return c.value
+    if c.f in ("cas", "cas-rev"):
+        return c.value[1]
+    return None
+
+
+def bound_indeterminate(calls: list[Call]) -> tuple[list[Call], int]:
+    """Tighten the indeterminate writes of a register with unique values,
+    where every observation is explicit (reads, failed CASes that return
+    what they found, successful CASes that compared with a value):
+
+    - one whose value nobody observed is left out: it may as well have
+      happened last, where it changes nothing that was seen;
+    - one whose value was observed must have happened before its first
+      observer returned, so it returns there instead of at infinity.
+
+    An indeterminate CAS whose new value was observed happened, so the
+    value it compared with was observed too (by then): the observations
+    propagate along such chains.  Neither rule excludes a valid
+    linearization; both cut the search.  Returns the calls to check and how
+    many were left out."""
+    first_seen: dict = {}
+    for c in calls:
+        v = _observed(c)
+        if v is not None and c.end < first_seen.get(v, float("inf")):
+            first_seen[v] = c.end
+    chained = [c for c in calls if not c.known and c.f == "cas"]
+    changed = True
+    while changed:
+        changed = False
+        for c in chained:
+            seen = first_seen.get(c.value[1])
+            if seen is not None and seen < first_seen.get(c.value[0], float("inf")):
+                first_seen[c.value[0]] = seen
+                changed = True
+    out = []
+    for c in calls:
+        if not c.known and c.f != "read":
+            seen = first_seen.get(_written(c))
+            if seen is None:
+                continue
+            c.end = max(seen, c.start)
+        out.append(c)
+    return out, len(calls) - len(out)
+
+
 class RegisterModel:
-    """One key: state (value, mod revision); value None is "no key".
+    """One key: state (value, mod revision, floor); value None is "no key",
+    floor the highest revision observed so far.
 
     - ``read``: result (value, mod_revision) must match (an unknown revision
       is learnt from the read);
     - ``write`` v: result = the write's revision;
     - ``cas`` (old, new) compares the value (a missing key never matches, as
-      in etcd): result (True, rev) or (False, _);
+      in etcd): result (True, rev), or (False, value, mod revision) -- what
+      the failed CAS found;
     - ``cas-rev`` (rev, new) compares the mod revision, same results.
-    An unknown output (indeterminate op) accepts either outcome."""
+    An unknown output (indeterminate op) accepts either outcome.
 
-    init = (None, 0)
+    Revisions only grow, and every write with a known revision is one of
+    the key's versions: :meth:`prepare` lists them, and a known write is
+    linearized only as the next of them after the floor (anything else
+    would strand the ones in between)."""
+
+    init = (None, 0, 0)
+
+    def __init__(self, successor: dict | None = None):
+        self.successor = successor or {}
+
+    def prepare(self, calls: list[Call]) -> "RegisterModel":
+        revs = sorted({c.result[1] if c.f != "write" else c.result for c in calls
+                       if c.known and (c.f == "write" or (c.f != "read" and c.result[0]))})
+        return RegisterModel(dict(zip([0] + revs, revs)))
 
     @staticmethod
     def read_only(c: Call) -> bool:
         return c.f == "read" or (c.f in ("cas", "cas-rev") and c.known and not c.result[0])
 
+    def _next_ok(self, floor: int, r: int) -> bool:
+        nxt = self.successor.get(floor)
+        return r > floor and (nxt is None or r <= nxt) if self.successor else r > floor
+
     def step(self, state, c: Call):
-        value, rev = state
+        value, rev, floor = state
         f = c.f
         if f == "read":
             if not c.known:
@@ -199,20 +297,32 @@ class RegisterModel:
             if rvalue != value:
                 return False, state
             if rev == ANY:
-                return True, (value, rrev)
+                return rrev > floor, (value, rrev, max(floor, rrev))
             return rrev == rev, state
         if f == "write":
-            return True, (c.value, c.result if c.known else ANY)
+            if not c.known:
+                return True, (c.value, ANY, floor)
+            if not self._next_ok(floor, c.result):
+                return False, state
+            return True, (c.value, c.result, c.result)
         if f in ("cas", "cas-rev"):
-            expect, new = c.value
-            # etcd: a value compare never matches a missing key
-            matches = (value is not None and value == expect) if f == "cas" else \
-                (rev == expect or rev == ANY)
-            if not c.known:   # may have happened (if it could) or not
-                return True, ((new, ANY) if matches else state)
-            succeeded, new_rev = c.result
-            if succeeded:
-                return (matches, (new, new_rev))
-            fails = (value is None or value != expect) if f == "cas" else (rev != expect)
-            return fails or rev == ANY, state
+            return self._cas(value, rev, floor, c)
         raise ValueError(f"unknown register op {f!r}")
+
+    def _cas(self, value, rev, floor, c: Call):
+        expect, new = c.value
+        # etcd: a value compare never matches a missing key
+        matches = (value is not None and value == expect) if c.f == "cas" else \
+            (rev == expect or rev == ANY)
+        if not c.known:   # may have happened (if it could) or not
+            return True, ((new, ANY, floor) if matches else (value, rev, floor))
+        if c.result[0]:
+            r = c.result[1]
+            return matches and self._next_ok(floor, r), (new, r, r)
+        # a failed CAS observed the register, as a read does
+        _, seen_value, seen_rev = c.result
+        if seen_value != value or (rev != ANY and seen_rev != rev) or \
+                (rev == ANY and seen_rev <= floor and seen_value is not None):
+            return False, (value, rev, floor)
+        fails = (value is None or value != expect) if c.f == "cas" else (seen_rev != expect)
+        return fails, (value, seen_rev, max(floor, seen_rev))

@@ -7,8 +7,12 @@ comparing the value) and ``cas-rev`` (a Txn comparing the mod revision the
 process last read).  Checks:
 
 - linearizable operations (everything but serializable reads), per key,
-  against :class:`RegisterModel` (Wing-Gong-Lowe search);
-- serializable reads only for what etcd promises them: on one member, the
+  against :class:`RegisterModel` (Wing-Gong-Lowe search).  A failed CAS
+  returns the value it found, so every observation is explicit, and
+  indeterminate writes are tightened before the search
+  (:func:`linear.bound_indeterminate`);
+- serializable reads only for what etcd promises them: on one member (by
+  member id: a member removed and added back empty is a new one), the
   reads of a key that do not overlap in time see non-decreasing mod
   revisions, and every value read was written by someone.
 """
@@ -58,6 +62,8 @@ class Register(Workload):
             resp = client.get(key_of(k), serializable=(f == "read-s"))
             result = (int(resp.kvs[0].value), resp.kvs[0].mod_revision) if resp.kvs else (None, 0)
             state[("last", k)] = result
+            if f == "read-s":   # which member answered (an endpoint may get a new one)
+                return result + (resp.header.member_id,)
             return result
         if f == "write":
             k, v = value
@@ -69,8 +75,14 @@ class Register(Workload):
         else:
             cmp = pb.Compare(key=key_of(k), target=pb.Compare.MOD, result=pb.Compare.EQUAL,
                              mod_revision=expect)
-        resp = client.txn(pb.TxnRequest(compare=[cmp], success=[_put(k, new)]))
-        return [resp.succeeded, resp.header.revision]
+        resp = client.txn(pb.TxnRequest(compare=[cmp], success=[_put(k, new)], failure=[
+            pb.RequestOp(request_range=pb.RangeRequest(key=key_of(k)))]))
+        if resp.succeeded:
+            return [True, resp.header.revision]
+        kvs = resp.responses[0].response_range.kvs   # a failed CAS observes the register
+        seen = (int(kvs[0].value), kvs[0].mod_revision) if kvs else (None, 0)
+        state[("last", k)] = seen
+        return [False, seen[0], seen[1]]
 
     def check(self, ops, info: dict) -> dict:
         ps = pairs(ops, self.name)
@@ -88,9 +100,14 @@ class Register(Workload):
             if f == "read" and p.type != OK:
                 continue  # a read that did not answer changed nothing
             by_key.setdefault(k, []).append(_call(p))
+        dropped = 0
+        for k, calls in by_key.items():
+            by_key[k], n = linear.bound_indeterminate(calls)
+            dropped += n
         v = linear.check(linear.RegisterModel(), by_key)
         out = {"valid": v.valid, "ops": len(ps), "partitions": v.partitions,
-               "linearizable": v.valid, "notes": v.notes}
+               "linearizable": v.valid, "unobserved_indeterminate_writes": dropped,
+               "notes": v.notes}
         if v.failure:
             out["anomalies"] = [_describe(v.failure)]
         bad = check_serializable(serial, ps)
@@ -119,7 +136,8 @@ def _describe(failure: dict) -> dict:
     return {"anomaly": "not linearizable", "key": failure["key"],
             "state_before": failure["state_at_stuck"],
             "cannot_linearize": _op_text(stuck.ref),
-            "shortest_illegal_prefix": [_op_text(c.ref) for c in failure["prefix"]]}
+            "shortest_illegal_prefix": [_op_text(c.ref) for c in failure["prefix"]],
+            "earlier_ops_left_out": failure["prefix_ops_before_window"]}
 
 
 def _op_text(p) -> str:
@@ -138,11 +156,12 @@ def check_serializable(reads, ps) -> list[dict]:
     by_member: dict = {}
     for p in reads:
         k = p.inv.value
-        value, rev = p.result
+        value = p.result[0]
         if value is not None and (k, value) not in written:
             bad.append({"anomaly": "serializable read of a value never written",
                         "op": _op_text(p)})
-        by_member.setdefault((p.inv.member, k), []).append(p)
+        member = p.result[2] if len(p.result) > 2 else p.inv.member
+        by_member.setdefault((member, k), []).append(p)
     for (member, k), rs in by_member.items():
         rs.sort(key=lambda p: p.start)
         ended = sorted(rs, key=lambda p: p.end)
@@ -154,5 +173,6 @@ def check_serializable(reads, ps) -> list[dict]:
                 j += 1
             if high is not None and p.result[1] < high.result[1]:
                 bad.append({"anomaly": "serializable reads went back in time on one member",
-                            "member": member, "earlier": _op_text(high), "later": _op_text(p)})
+                            "member": f"{member:x}" if isinstance(member, int) else member,
+                            "earlier": _op_text(high), "later": _op_text(p)})
     return bad

@@ -34,6 +34,7 @@ import heapq
 import itertools
 import logging
 import struct
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
@@ -41,11 +42,13 @@ from pyetcd.raft.rawnode import RawNode
 from pyetcd.raft.storage import MemoryStorage
 from pyetcd.raft.types import (NONE, ConfChange, ConfState, Entry, Message, ProposalDropped,
                                Snapshot, StateType, Status)
-from pyetcd.storage.failpoints import (RAFT_AFTER_SAVE, RAFT_AFTER_SAVE_SNAP, RAFT_BEFORE_SAVE,
-                                      RAFT_BEFORE_SAVE_SNAP, RAFT_BEFORE_WAL_RELEASE, failpoint)
+from pyetcd.storage.failpoints import (ACK_BEFORE_FSYNC, RAFT_AFTER_SAVE, RAFT_AFTER_SAVE_SNAP,
+                                      RAFT_BEFORE_SAVE, RAFT_BEFORE_SAVE_SNAP,
+                                      RAFT_BEFORE_WAL_RELEASE, SKIP_FSYNC, defect, failpoint)
 from pyetcd.util.tasks import cancel_and_wait
 
 log = logging.getLogger("pyetcd.raft_node")
+LATE_SYNC_SECONDS = 1.0  # the ackBeforeFsync test defect syncs this much later
 _U64 = struct.Struct(">Q")
 
 
@@ -106,6 +109,7 @@ class RaftNode:
         # how long the loop lets work accumulate before feeding the node: a
         # millisecond turns a thousand small Readies a second into a few big ones
         self.batch_delay = 0.002
+        self._unsynced = next((d for d in (ACK_BEFORE_FSYNC, SKIP_FSYNC) if defect(d)), None)
 
     # ---- inputs (any coroutine on the loop) ---------------------------------------------
     def propose(self, data: bytes) -> None:
@@ -138,8 +142,19 @@ class RaftNode:
 
     def _save(self, hs, entries, sync: bool) -> None:
         failpoint(RAFT_BEFORE_SAVE)
-        self.wal.save(hs, entries, sync)
+        if self._unsynced is not None:   # a test-only defect: acknowledge before syncing
+            self.wal.save(hs, entries, False)
+            if sync and self._unsynced == ACK_BEFORE_FSYNC:
+                threading.Timer(LATE_SYNC_SECONDS, self._late_sync).start()
+        else:
+            self.wal.save(hs, entries, sync)
         failpoint(RAFT_AFTER_SAVE)
+
+    def _late_sync(self) -> None:
+        try:
+            self.wal.sync()
+        except Exception:  # noqa: BLE001 - the WAL is closed at stop: nothing to sync
+            log.debug("late sync skipped", exc_info=True)
 
     def _persist_snapshot(self, snap) -> None:
         """A snapshot received from the leader: file first, then the WAL

@@ -36,7 +36,8 @@ from pyetcd.raft.config import Config as RaftConfig
 from pyetcd.raft.rawnode import RawNode
 from pyetcd.raft.types import NONE, ConfChange, ConfChangeType, EntryType, decode_conf_change
 from pyetcd.storage import schema
-from pyetcd.storage.failpoints import APPLY_BEFORE_CONSISTENT_INDEX, failpoint
+from pyetcd.storage.failpoints import (APPLY_BEFORE_CONSISTENT_INDEX, STALE_READS, defect,
+                                      defects, failpoint)
 from pyetcd.storage.snap import Snapshotter
 from pyetcd.util.idgen import IDGenerator
 from pyetcd.util.tasks import spawn
@@ -126,6 +127,10 @@ class EtcdServer:
         self.stopped = False
         self.stop_event: asyncio.Event | None = None
         self.fatal: BaseException | None = None
+        self._stale_reads = defect(STALE_READS)
+        if defects():
+            log.warning("TEST-ONLY DEFECTS ENABLED (%s): this member is deliberately unsafe",
+                        ",".join(sorted(defects())))
 
     def _open_stores(self, previous: Stores | None) -> Stores:
         """Open the state and compose the applier over it (again after a
@@ -417,6 +422,8 @@ class EtcdServer:
         """Wait until this member has applied everything committed before now
         (ReadIndex: the leader confirms it still leads with a heartbeat round,
         batched across concurrent reads)."""
+        if self._stale_reads:   # a test-only defect: serve whatever is applied here
+            return
         fut = self.raft.read_index()
         try:
             await asyncio.wait_for(fut, self.request_timeout)

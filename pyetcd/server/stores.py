@@ -13,6 +13,7 @@ from pyetcd.cluster import Cluster
 from pyetcd.lease.lessor import Lessor
 from pyetcd.mvcc.kvstore import KVStore
 from pyetcd.storage.backend import Backend
+from pyetcd.storage.failpoints import SKIP_FSYNC, defect
 
 from .alarms import AlarmStore
 from .config import Config
@@ -52,7 +53,7 @@ def open_stores(cfg: Config, db_path: str, *, on_commit: Callable[[float], None]
     carry over."""
     quota = cfg.quota_bytes
     backend = Backend(db_path, map_size=quota + max(quota // 4, MIN_MAP_HEADROOM),
-                      durable=True, metasync=False)
+                      durable=not defect(SKIP_FSYNC), metasync=False)
     backend.on_commit = on_commit
     lessor = Lessor(backend, min_ttl=min_lease_ttl(cfg), clock=clock)
     auth = AuthStore(backend, token_ttl=float(cfg.auth_token_ttl), bcrypt_cost=cfg.bcrypt_cost,

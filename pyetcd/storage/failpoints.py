@@ -118,4 +118,36 @@ def failpoint(name: str) -> None:
         _hit(name)
 
 
+# ---- test-only defects ----------------------------------------------------------------
+# Deliberate bugs, off unless named in PYETCD_TEST_DEFECTS (comma-separated),
+# so that fault campaigns can show they catch them (jepsen-lite's self-test).
+DEFECTS_ENV = "PYETCD_TEST_DEFECTS"
+STALE_READS = "staleReads"           # linearizable reads served without ReadIndex
+ACK_BEFORE_FSYNC = "ackBeforeFsync"  # entries acknowledged, fdatasync'ed a second later
+SKIP_FSYNC = "skipFsync"             # no fdatasync of the WAL or the backend at all
+DEFECTS = frozenset({STALE_READS, ACK_BEFORE_FSYNC, SKIP_FSYNC})
+
+
+def parse_defects(spec: str) -> frozenset[str]:
+    names = frozenset(n.strip() for n in (spec or "").split(",") if n.strip())
+    unknown = names - DEFECTS
+    if unknown:
+        raise ValueError(f"{DEFECTS_ENV}: unknown defect(s) {', '.join(sorted(unknown))} "
+                         f"(known: {', '.join(sorted(DEFECTS))})")
+    return names
+
+
+_defects: frozenset[str] = frozenset()
+
+
+def defects() -> frozenset[str]:
+    """The defects this process was started with."""
+    return _defects
+
+
+def defect(name: str) -> bool:
+    return name in _defects
+
+
 load_env()
+_defects = parse_defects(os.environ.get(DEFECTS_ENV, ""))

@@ -231,7 +231,11 @@ class Server:
         self.proc = subprocess.Popen(self.argv(), cwd=self.workdir, stdout=self._log,
                                      stderr=subprocess.STDOUT, env=env, start_new_session=True)
         if wait:
-            self.wait_ready()
+            try:
+                self.wait_ready()
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     def wait_ready(self, timeout: float = 20.0) -> None:
@@ -335,10 +339,16 @@ class LocalCluster:
         return ",".join(m.endpoint for m in self.members)
 
     def start(self) -> "LocalCluster":
-        for m in self.members:
-            m.start(wait=False)
-        for m in self.members:
-            m.wait_ready(timeout=30)
+        """Start every member; if one does not come up, stop them all (by
+        PID) before raising, so a failed start leaves no process behind."""
+        try:
+            for m in self.members:
+                m.start(wait=False)
+            for m in self.members:
+                m.wait_ready(timeout=30)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:

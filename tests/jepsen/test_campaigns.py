@@ -1,0 +1,98 @@
+"""jepsen-lite end to end: a short campaign of every workload (each under a
+nemesis) against pyetcd, the same against real etcd as the control, and
+campaigns against pyetcd with a deliberate defect (test-only, off by
+default: PYETCD_TEST_DEFECTS) that must be caught.  The long campaigns
+(60 s per cell, a thousand histories) run with --runslow."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SMOKE = [  # (workload, nemesis): every workload, every nemesis family that fits in CI
+    ("register", "kill"), ("append", "pause"), ("set", "partition"), ("watch", "member"),
+    ("lock", "admin"), ("lease", "kill"), ("register,set", "disk"), ("register", "fuzz"),
+    ("set", "clock"),
+]
+
+
+def jepsen(*args, timeout=300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jepsen_lite", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _verdicts(out: Path) -> dict:
+    return json.loads((out / "verdicts.json").read_text())
+
+
+def _run(tmp_path, workload, nemesis, *extra, seconds=15, server="pyetcd"):
+    out = tmp_path / "run"
+    r = jepsen("run", "--server", server, "--workload", workload, "--nemesis", nemesis,
+               "--time", str(seconds), "--rate", "120", "--clients", "8", "--seed", "3",
+               "--out", str(out), *extra)
+    return r, out
+
+
+@pytest.mark.parametrize("workload,nemesis", SMOKE, ids=[f"{w}-{n}" for w, n in SMOKE])
+def test_smoke(tmp_path, workload, nemesis):
+    r, out = _run(tmp_path, workload, nemesis)
+    assert r.returncode == 0, r.stdout + r.stderr
+    verdicts = _verdicts(out)
+    for name in workload.split(","):
+        v = verdicts[name]
+        assert v["valid"] is True and v["ops"] > 50, (name, v)
+    faults = (out / "nemesis.jsonl").read_text()
+    assert f'"start-{nemesis}"' in faults and '"healed"' in faults, faults
+    assert (out / "report.html").exists() and (out / "timeline.png").exists()
+    again = jepsen("check", str(out))
+    assert again.returncode == 0 and "INVALID" not in again.stdout, again.stdout
+
+
+def test_real_etcd_is_the_control(tmp_path, etcd35):
+    r, out = _run(tmp_path, "register,append,set,watch,lock,lease", "kill", seconds=20,
+                  server="etcd")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert all(v["valid"] for v in _verdicts(out).values())
+
+
+def test_stale_reads_are_caught(tmp_path):
+    r, out = _run(tmp_path, "register", "partition:isolate-leader", "--server-env",
+                  "PYETCD_TEST_DEFECTS=staleReads", seconds=25)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "not linearizable" in r.stdout
+    assert not _verdicts(out)["register"]["valid"]
+
+
+@pytest.mark.parametrize("defect", ["skipFsync", "ackBeforeFsync"])
+def test_missing_fsync_is_caught_by_power_loss(tmp_path, defect):
+    r, out = _run(tmp_path, "set", "power:all", "--server-env", f"PYETCD_TEST_DEFECTS={defect}",
+                  seconds=15)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert not _verdicts(out)["set"]["valid"]
+
+
+def test_power_loss_of_every_member_loses_nothing(tmp_path):
+    r, out = _run(tmp_path, "set", "power:all", seconds=15)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert _verdicts(out)["set"]["acknowledged"] > 0
+
+
+def test_a_server_that_cannot_run_is_exit_2(tmp_path):
+    r = jepsen("run", "--server", str(tmp_path / "no-such-etcd"), "--time", "1",
+               "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and "jepsen-lite:" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("server", ["pyetcd", "etcd"])
+def test_long_campaign(tmp_path, server):
+    """Many seeds of every workload under a mix of nemeses (--runslow)."""
+    seeds = int(os.environ.get("JEPSEN_LITE_SEEDS", "30"))
+    r = jepsen("campaign", "--server", server, "--workload", "register,append,set,watch,lock,lease",
+               "--nemesis", "kill,pause,partition,member,admin", "--time", "20", "--rate", "120",
+               "--seeds", str(seeds), "--out", str(tmp_path / "c"), timeout=seeds * 120)
+    assert r.returncode == 0, r.stdout[-5000:] + r.stderr[-2000:]
