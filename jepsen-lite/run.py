@@ -18,6 +18,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pyetcd.testing import server_command
+
 from .cluster import Cluster
 from .history import Recorder, load
 from .nemesis import NEEDS_CLOCK, NEEDS_LAZYFS, NEEDS_NETNS, NEMESES, Scheduler
@@ -70,6 +72,7 @@ class Run:
         clock = any(_nemesis_name(n) in NEEDS_CLOCK for n in opts.nemeses)
         tmpfs = any(_nemesis_name(n) == "disk" for n in opts.nemeses)
         try:
+            server_command(opts.server)   # an unknown server is the tool's error, said at once
             self.cluster = Cluster(opts.server, opts.members, Path(self.tmp.name), netns=netns,
                                    flags=opts.flags, env=opts.env, lazy=lazy, clock=clock,
                                    tmpfs=tmpfs)
@@ -81,7 +84,7 @@ class Run:
         try:
             try:
                 self.cluster.start()
-            except RuntimeError as exc:
+            except (RuntimeError, OSError, ValueError) as exc:
                 raise ToolError(f"the cluster did not start: {exc}") from None
             verdicts = self._traffic()
         finally:

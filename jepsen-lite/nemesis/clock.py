@@ -1,6 +1,10 @@
-"""Clock faults on one member: its clocks jump forward or back, or run
-skewed (Debian's libfaketime: every member starts with it preloaded and a
-per-member offset file, which the nemesis rewrites).
+"""Clock faults on one member: its wall clock jumps forward or back, or
+runs skewed (Debian's libfaketime: every member starts with it preloaded
+and a per-member offset file, which the nemesis rewrites), as NTP steps or
+an operator's ``date -s`` do -- Jepsen's clock nemesis.  The monotonic
+clock is left alone: it cannot jump on real hardware (a stalled process is
+the pause nemesis's fault), and both etcd and pyetcd time their elections
+and leases with it, so a wall-clock fault must change nothing.
 
 libfaketime reaches a server that reads time through libc, as pyetcd
 (CPython) does.  A Go server (etcd) reads the vDSO clock directly and never
@@ -22,7 +26,8 @@ def faketime_env(offset_file: Path) -> dict:
     """The environment that starts a member with a changeable clock."""
     offset_file.write_text("+0 x1\n")
     return {"LD_PRELOAD": LIBFAKETIME, "FAKETIME_TIMESTAMP_FILE": str(offset_file),
-            "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_RESET": "1"}
+            "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_RESET": "1",
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
 
 
 class Clock(Nemesis):

@@ -48,7 +48,7 @@ from pyetcd.storage.failpoints import (ACK_BEFORE_FSYNC, RAFT_AFTER_SAVE, RAFT_A
 from pyetcd.util.tasks import cancel_and_wait
 
 log = logging.getLogger("pyetcd.raft_node")
-LATE_SYNC_SECONDS = 1.0  # the ackBeforeFsync test defect syncs this much later
+LATE_SYNC_SECONDS = 3.0  # the ackBeforeFsync test defect syncs this much later
 _U64 = struct.Struct(">Q")
 
 

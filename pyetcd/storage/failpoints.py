@@ -123,7 +123,7 @@ def failpoint(name: str) -> None:
 # so that fault campaigns can show they catch them (jepsen-lite's self-test).
 DEFECTS_ENV = "PYETCD_TEST_DEFECTS"
 STALE_READS = "staleReads"           # linearizable reads served without ReadIndex
-ACK_BEFORE_FSYNC = "ackBeforeFsync"  # entries acknowledged, fdatasync'ed a second later
+ACK_BEFORE_FSYNC = "ackBeforeFsync"  # entries acknowledged, fdatasync'ed 3 s later
 SKIP_FSYNC = "skipFsync"             # no fdatasync of the WAL or the backend at all
 DEFECTS = frozenset({STALE_READS, ACK_BEFORE_FSYNC, SKIP_FSYNC})
 

@@ -70,7 +70,7 @@ def test_stale_reads_are_caught(tmp_path):
 @pytest.mark.parametrize("defect", ["skipFsync", "ackBeforeFsync"])
 def test_missing_fsync_is_caught_by_power_loss(tmp_path, defect):
     r, out = _run(tmp_path, "set", "power:all", "--server-env", f"PYETCD_TEST_DEFECTS={defect}",
-                  seconds=15)
+                  seconds=25)
     assert r.returncode == 1, r.stdout + r.stderr
     assert not _verdicts(out)["set"]["valid"]
 
