@@ -4,8 +4,12 @@ State changes (grant, revoke, checkpoint) arrive through the apply path, so
 every member holds the same leases; *expiry* is decided only by the leader
 (the member whose lessor is promoted), which proposes a revoke for each
 expired lease.  Followers keep leases without a deadline, as etcd's do; when a
-member becomes leader it gives every lease a fresh full TTL (etcd's
-``Promote`` with extension), so a leader change never revokes a lease early.
+new leader has applied every entry of the terms before its own (its empty
+entry), it gives every lease a fresh full TTL (etcd's ``Promote`` with
+extension), so a leader change never revokes a lease early, and a revoke the
+old leader proposed is applied before any lease is renewed.  An expired lease
+is not renewed: its revoke may be on its way through Raft (etcd's ``Renew``
+waits for the revoke and answers "not found").
 
 Leases are persisted in the backend's ``lease`` bucket (8-byte big-endian ID
 -> leasepb.Lease) in the same batch as the apply that changed them.  Time is
@@ -28,6 +32,15 @@ _ID = struct.Struct(">q")
 
 class LeaseNotFound(Exception):
     pass
+
+
+class NotPrimary(Exception):
+    """This lessor does not decide expiry now (a follower, or a leader that
+    has not yet applied the entries of earlier terms)."""
+
+
+class LeaseExpired(Exception):
+    """The lease is past its deadline; its revoke is pending."""
 
 
 class LeaseExists(Exception):
@@ -155,12 +168,16 @@ class Lessor:
             lease.expiry = FOREVER
 
     def renew(self, lease_id: int) -> int:
-        """Keep-alive: reset the deadline; returns the TTL granted."""
+        """Keep-alive on the primary: reset the deadline; returns the TTL granted."""
+        if not self.primary:
+            raise NotPrimary()
         lease = self.leases.get(lease_id)
         if lease is None:
             raise LeaseNotFound()
-        if self.primary:
-            lease.expiry = self.clock() + lease.ttl
+        now = self.clock()
+        if lease.expiry <= now:
+            raise LeaseExpired()
+        lease.expiry = now + lease.ttl
         return lease.ttl
 
     def expired(self, limit: int = 1000) -> list[int]:

@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 from pyetcd.pb.pyetcdpb import peer_pb2
 from pyetcd.raft.codec import message_from_pb, message_to_pb
-from pyetcd.raft.types import Message, MessageType
+from pyetcd.raft.types import Message, MessageType, SnapshotMetadata
 from pyetcd.util.tasks import cancel_and_wait
 
 log = logging.getLogger("pyetcd.peer")
@@ -47,6 +47,15 @@ _LEN = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024
 SNAPSHOT_CHUNK = 4 * 1024 * 1024
 SNAPSHOT_IN_FILE = b"pyetcd:snapshot-in-file"  # a SNAP message's data: the db came beside it
+
+
+def with_file_metadata(m: Message, meta: SnapshotMetadata | None) -> Message:
+    """The snapshot message describing the backend file sent with it: the
+    file is newer than the leader's Raft snapshot, so its index, term and
+    configuration go in the message (etcd's merged snapshot)."""
+    if meta is None or meta.index < m.snapshot.metadata.index:
+        return m
+    return dataclasses.replace(m, snapshot=dataclasses.replace(m.snapshot, metadata=meta))
 
 
 def received_snapshot(snapshot_dir: str, index: int) -> str:
@@ -212,7 +221,8 @@ class Peer:
             if batch:
                 write_frame(writer, encode_frame(batch))
                 batch = []
-            path = await loop.run_in_executor(None, self.t.host.snapshot_file)
+            path, meta = await loop.run_in_executor(None, self.t.host.snapshot_file)
+            m = with_file_metadata(m, meta)
             try:
                 size = os.path.getsize(path)
                 log.info("sending a snapshot of %d bytes at index %d to peer %x", size,
@@ -261,8 +271,9 @@ class PeerHost(Protocol):
     def on_removed(self) -> None:
         """A peer refused us as removed: this member must stop."""
 
-    def snapshot_file(self) -> str:
-        """A copy of the backend to send with a snapshot (removed once sent)."""
+    def snapshot_file(self) -> tuple[str, "SnapshotMetadata | None"]:
+        """A copy of the backend to send with a snapshot (removed once sent),
+        and the metadata of the state in it (None: keep the message's)."""
 
     def on_rtt(self, member_id: int, seconds: float) -> None:
         """The round trip of a stream handshake with ``member_id``."""

@@ -171,6 +171,13 @@ def _replay_wal(wal_dir: str, snapshotter: Snapshotter, cluster: Cluster,
     member_id = _U64.unpack(metadata[:8])[0]
     if not cluster.cluster_id:
         cluster.set_cluster_id(_U64.unpack(metadata[8:16])[0])
+    if applied > si:
+        # the backend is ahead of the Raft snapshot, and Raft restarts at the
+        # backend's index: the configuration of that index (the member store,
+        # in the same backend) replaces the snapshot's, or conf changes
+        # between the two would never reach Raft again
+        cs = ConfState(tuple(cluster.voters()), tuple(cluster.learners()))
+        snap = Snapshot(snap.data if snap else b"", SnapshotMetadata(cs, si, st))
     if snap is not None:
         storage.apply_snapshot(snap)
     if entries:

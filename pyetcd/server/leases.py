@@ -4,8 +4,14 @@ A follower forwards time-to-live and keep-alives to the leader; grants
 and revokes are ordinary proposals (the server's facade)."""
 from __future__ import annotations
 
-from pyetcd.lease.lessor import LeaseNotFound
+import asyncio
+import time
+
+from pyetcd import errors
+from pyetcd.lease.lessor import LeaseExpired, LeaseNotFound, NotPrimary
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
+
+RENEW_RETRY = 0.01  # seconds between looks while a renew waits for promotion or a revoke
 
 
 class LeaseOps:
@@ -43,12 +49,22 @@ class LeaseOps:
         """One keep-alive, renewed by the leader."""
         s = self.s
         await s.gate.check_lease_keys(r.ID, read=False)
-        if not s.raft.is_leader:
-            return await s.forwarder.forward("Lease", "LeaseKeepAlive", r, stream=True)
         resp = pb.LeaseKeepAliveResponse(ID=r.ID)
-        try:
-            resp.TTL = s.lessor.renew(r.ID)
-        except LeaseNotFound:
-            resp.TTL = 0
+        deadline = time.monotonic() + s.request_timeout
+        while True:
+            if not s.raft.is_leader:
+                return await s.forwarder.forward("Lease", "LeaseKeepAlive", r, stream=True)
+            try:
+                resp.TTL = s.lessor.renew(r.ID)
+                break
+            except LeaseNotFound:
+                resp.TTL = 0
+                break
+            except (NotPrimary, LeaseExpired):
+                # a new leader still applying earlier terms, or an expired lease
+                # whose revoke is in flight: wait, as etcd's Renew does
+                if time.monotonic() >= deadline:
+                    raise errors.TIMEOUT() from None
+                await asyncio.sleep(RENEW_RETRY)
         s.header(resp.header)
         return resp

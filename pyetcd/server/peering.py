@@ -38,7 +38,7 @@ class PeerEvents:
     def on_removed(self) -> None:
         self.s.on_removed()
 
-    def snapshot_file(self) -> str:
+    def snapshot_file(self):
         return self.s.snapshots.file_to_send()
 
     def on_rtt(self, member_id: int, seconds: float) -> None:

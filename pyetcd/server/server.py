@@ -317,6 +317,11 @@ class EtcdServer:
                 continue  # already in the backend (consistent_index guard)
             last_index, last_term = e.index, e.term
             if not e.data:
+                # a new leader's empty entry: every entry of earlier terms is
+                # applied (a revoke the old leader proposed among them), so
+                # now this leader decides expiry, as etcd's Promote does here
+                if self.raft.is_leader and e.term == self.raft.term and not self.lessor.primary:
+                    self.lessor.promote(extend=self.cfg.election_timeout / 1000.0)
                 continue
             req = parse(e.data)
             try:
@@ -405,10 +410,9 @@ class EtcdServer:
             log.info("raft: member %x elected leader %x at term %d", self.member_id, lead,
                      self.raft.term if self.raft else 0)
         self.leader_id = lead
-        if is_leader and not was_leader:
-            self.lessor.promote(extend=self.cfg.election_timeout / 1000.0)
-        elif was_leader and not is_leader:
+        if was_leader and not is_leader:
             self.lessor.demote()
+        # promotion waits for this leader's empty entry to apply (_apply_batch)
 
     def on_ticks(self, ticks: int) -> None:
         self.housekeeping.on_ticks(ticks)

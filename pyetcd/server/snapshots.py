@@ -17,14 +17,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import struct
 
 from pyetcd.peer.transport import SNAPSHOT_IN_FILE, received_snapshot
-from pyetcd.raft.types import Snapshot
+from pyetcd.cluster.member import Member
+from pyetcd.raft.types import ConfState, Snapshot, SnapshotMetadata
+from pyetcd.storage import schema
 from pyetcd.storage.backend import Backend
 from pyetcd.storage.snap import Snapshotter
 from pyetcd.util.tasks import spawn
 
 log = logging.getLogger("pyetcd.snapshots")
+_U64 = struct.Struct(">Q")
 
 
 class RaftSnapshots:
@@ -74,9 +78,14 @@ class RaftSnapshots:
         finally:
             self.busy = False
 
-    def file_to_send(self) -> str:
-        """A copy of the backend for a follower (removed once sent)."""
-        return self.s.backend.snapshot_copy(self.dir)
+    def file_to_send(self) -> tuple[str, SnapshotMetadata | None]:
+        """A copy of the backend for a follower (removed once sent) and the
+        snapshot metadata that describes it: its applied index and term and
+        the configuration at that index (etcd's merged snapshot message).
+        The follower's Raft log then starts where its new backend is, so no
+        entry it already holds in the backend (a conf change among them) is
+        delivered to it again."""
+        return self.s.backend.snapshot_copy(self.dir, describe=_describe)
 
     def received_file(self, snap: Snapshot) -> str | None:
         """The backend file that came with ``snap`` (None: the snapshot
@@ -91,3 +100,18 @@ class RaftSnapshots:
                  os.path.getsize(source))
         Backend.install(db_path, source)
         self.snap_index = index
+
+
+def _describe(view) -> SnapshotMetadata | None:
+    """Index, term and configuration of a backend copy (read in its own
+    read transaction; None for a backend that applied nothing)."""
+    ci = view.get(schema.META, schema.CONSISTENT_INDEX)
+    term = view.get(schema.META, schema.TERM)
+    if not ci or not term:
+        return None
+    voters, learners = [], []
+    for _, v in view.cursor(schema.MEMBERS):
+        m = Member.from_json(v)
+        (learners if m.is_learner else voters).append(m.id)
+    return SnapshotMetadata(ConfState(tuple(sorted(voters)), tuple(sorted(learners))),
+                            _U64.unpack(ci)[0], _U64.unpack(term)[0])

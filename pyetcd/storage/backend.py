@@ -325,22 +325,26 @@ class Backend:
             self._env_users.release()
             self._write_lock.release()
 
-    def snapshot_copy(self, directory: str) -> str:
+    def snapshot_copy(self, directory: str, describe: Callable[["WriteTxn"], object] | None = None):
         """A consistent, compacted copy of the committed database in a new
         file in ``directory`` (what a lagging member receives); returns its
-        path, which the caller removes.  Worker thread."""
+        path, which the caller removes, and ``describe(view)`` of exactly the
+        state copied (``view.get``/``view.cursor`` by bucket: one read
+        transaction serves both).  Worker thread."""
         import tempfile
         fd, path = tempfile.mkstemp(prefix="send-", suffix=SENDING_SUFFIX, dir=directory)
         os.close(fd)
         os.remove(path)  # LMDB creates it
         try:
             with self._env_users:
-                self.env.copy(path, compact=True)
+                with self.env.begin(buffers=False) as txn:
+                    info = describe(WriteTxn(txn, self.dbs)) if describe else None
+                    self.env.copy(path, compact=True, txn=txn)
         except BaseException:
             if os.path.exists(path):
                 os.remove(path)
             raise
-        return path
+        return path, info
 
     @staticmethod
     def install(path: str, source: str) -> None:

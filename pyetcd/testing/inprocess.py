@@ -25,7 +25,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from pyetcd.peer.transport import SNAPSHOT_IN_FILE, received_snapshot
+from pyetcd.peer.transport import SNAPSHOT_IN_FILE, received_snapshot, with_file_metadata
 from pyetcd.raft.types import MessageType
 from pyetcd.server.config import parse_args
 from pyetcd.server.server import EtcdServer
@@ -139,7 +139,8 @@ class MemoryTransport:
     def _carry_snapshot(self, m):
         """Move the backend copy to the receiver, as the TCP transport streams it."""
         dest = self.net.transports[m.to]
-        src = self.host.snapshot_file()
+        src, meta = self.host.snapshot_file()
+        m = with_file_metadata(m, meta)
         os.replace(src, received_snapshot(dest.snapshot_dir, m.snapshot.metadata.index))
         asyncio.get_running_loop().call_soon(self.host.on_snapshot_status, m.to, True)
         return replace(m, snapshot=replace(m.snapshot, data=SNAPSHOT_IN_FILE))
