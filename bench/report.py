@@ -303,7 +303,8 @@ def write_report(out: Path) -> Path:
         "the ratios within this report, not absolute figures across reports.",
         "- load: bench's multi-process generator (HDR histograms), its CPU reported beside "
         "the server's; `etcd-benchmark` columns: etcd's own Go tool on the same workload, "
-        "right after, on the same deployment." if meta.get("etcd_benchmark") else
+        "right after, on the same deployment, in the first run of each row (median of "
+        "those runs)." if meta.get("etcd_benchmark") else
         "- load: bench's multi-process generator (HDR histograms).",
         "", "## Load (req/s, p99 latency, server CPU seconds per 1,000 requests)", "", *lt, "",
     ]
@@ -313,7 +314,9 @@ def write_report(out: Path) -> Path:
     if len(dt) > 2:
         text += [f"## Disk: fio beside pyetcd's WAL and LMDB (in {meta.get('disk_dir')})", "",
                  "Sync latency: the fdatasync/fsync alone (O_DSYNC: the synced write); etcd "
-                 "wants the WAL's p99 under 10 ms.", "", *dt, ""]
+                 "wants the WAL's p99 under 10 ms. In the batched rows fio issues one write "
+                 "per record and pyetcd's WAL one write per batch, so the WAL can pass fio "
+                 "there.", "", *dt, ""]
     cp = check_perf_table(recs)
     if cp:
         text += ["## etcdctl check perf (etcdctl 3.5.1, 60 s per run)", "", *cp, ""]

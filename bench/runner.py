@@ -88,14 +88,18 @@ class Profile:
     disk_seconds: float
     check_perf: list[str]   # etcdctl check perf loads (60 s each)
     datascale: list[int]    # key counts
-    datascale_once: int = 0  # sizes at or above it run in the first repeat only
+    datascale_once: int = 0  # sizes at or above it: first repeat, fewest members only
+    anchor_repeats: int = 1  # check perf and datascale runs (each is long)
+    check_perf_members: tuple = (3,)  # check perf on these member counts (of those asked)
+    benchmark_repeats: int = 1  # repeats that also run etcd-benchmark (a second opinion)
     extra: dict = field(default_factory=dict)
 
 
 PROFILES = {
     "smoke": Profile(1.0, 1, [1, 64], 0.5, [], [1000]),
     "quick": Profile(5.0, 1, [1, 16, 64, 256], 3.0, ["s"], [10000]),
-    "full": Profile(10.0, 3, [1, 16, 64, 256, 1000], 10.0, ["s", "m", "l", "xl"],
+    # about 70 minutes on 2 cores for 2 servers x 1 and 3 members
+    "full": Profile(5.0, 3, [1, 16, 64, 256, 1000], 5.0, ["s", "m", "l", "xl"],
                     [10000, 100000, 1000000], datascale_once=1000000),
 }
 
@@ -217,13 +221,15 @@ def run(servers: list[str], members: list[int], profile: str, out: Path, *,
     row_list = [r for r in rows(prof.sweep) if not only or any(o in r.name for o in only)]
     cp_servers = check_perf_servers or servers
     disk_entries = [] if "disk" in skip else disk.profiles(prof.disk_seconds)
+    cp_members = [m for m in members if m in prof.check_perf_members] or members[-1:]
     cp_steps = [] if "check-perf" in skip else [
-        (load, m, s, r) for r in range(prof.repeats) for load in prof.check_perf
-        for m in members for s in cp_servers]
+        (load, m, s, r) for r in range(prof.anchor_repeats) for load in prof.check_perf
+        for m in cp_members for s in cp_servers]
     ds_steps = [] if "datascale" in skip else [
-        (keys, m, s, r) for r in range(prof.repeats) for keys in prof.datascale
+        (keys, m, s, r) for r in range(prof.anchor_repeats) for keys in prof.datascale
         for m in members for s in servers
-        if not (prof.datascale_once and keys >= prof.datascale_once and r > 0)]
+        if not (prof.datascale_once and keys >= prof.datascale_once
+                and (r > 0 or m != min(members)))]
     load_steps = [] if "load" in skip else [
         (r, m, s) for r in range(prof.repeats) for m in members for s in servers]
     w = Writer(out)
@@ -271,10 +277,11 @@ def _loads(w: Writer, server: str, members: int, repeat: int, row_list, prof: Pr
     with Deployment(server, members) as dep:
         for row in row_list:
             prog.step(f"{server} x{members} r{repeat + 1} {row.name}")
-            rec = run_row(dep, row, prof, procs, tool, prog)
-            w.write(_tag(rec, server, members, repeat))
-            try:
+            rec = run_row(dep, row, prof, procs, tool if repeat < prof.benchmark_repeats else None,
+                          prog)
+            try:   # the next row starts from a compacted store
                 dep.compact()
-            except Exception:   # noqa: BLE001 - compaction between rows is best effort
-                pass
+            except Exception as exc:   # noqa: BLE001 - recorded; the rows still stand
+                rec["compact_error"] = str(exc)[-300:]
+            w.write(_tag(rec, server, members, repeat))
             prog.finish_step()

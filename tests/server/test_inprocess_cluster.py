@@ -165,10 +165,11 @@ def _conf(s):
 
 
 def test_joined_and_restarted_members_keep_raft_config_in_step(tmp_path):
-    # jepsen-lite (member nemesis) saw leadership never move to a re-added
-    # member: it joined on the leader's backend (applied index N) with a Raft
-    # snapshot at index 1, and the conf changes in between were skipped as
-    # applied, so its Raft config lacked itself.  A restart from the WAL lost
+    # jepsen-lite (`run --server pyetcd --workload register,append,set,watch,lock,lease
+    # --nemesis member --time 60 --rate 150 --clients 12 --seed 11`) saw leadership never
+    # move to a re-added member: it joined on the leader's backend (applied
+    # index N) with a Raft snapshot at index 1, and the conf changes in between
+    # were skipped as applied, so its Raft config lacked itself.  A restart from the WAL lost
     # conf changes after the last Raft snapshot the same way.
     async def go():
         async with InProcessCluster(tmp_path, flags=["--strict-reconfig-check=false"]) as c:
@@ -213,9 +214,10 @@ def test_keepalive_of_an_expired_lease_waits_for_its_revoke(tmp_path):
 
 
 def test_new_leader_renews_no_lease_before_the_old_leaders_revoke_applies(tmp_path):
-    # jepsen-lite (partition nemesis) saw a keep-alive answer TTL 3 and the
-    # lease's key vanish 0.2 s later: the new leader had promoted its lessor at
-    # election, before applying the revoke its predecessor had replicated.
+    # jepsen-lite (the same run with `--nemesis partition --seed 11`) saw a
+    # keep-alive answer TTL 3 and the lease's key vanish 0.2 s later: the new
+    # leader had promoted its lessor at election, before applying the revoke
+    # its predecessor had replicated.
     # etcd promotes when the new term's empty entry applies.
     async def go():
         async with InProcessCluster(tmp_path) as c:

@@ -1,0 +1,150 @@
+"""bench/: the harness cannot rot.  Its parsers and histograms on known
+inputs, `pyetcdctl check disk`, and a smoke run of the side-by-side runner
+against pyetcd and real etcd 3.5 (a few seconds per row; never a speed
+assertion: only that every row ran, without errors, and the report and its
+plots were written)."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import disk, etcdbench
+from bench.hdr import Histogram
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# etcd's tools/benchmark 3.4.23 (`--precise put --total=200`) against etcd 3.5.1
+ETCD_BENCHMARK_OUT = """\
+ 200 / 200  100.00% 0s
+
+Summary:
+  Total:\t0.170482145 secs.
+  Slowest:\t0.036552495 secs.
+  Fastest:\t0.000283091 secs.
+  Average:\t0.0017010984200000003 secs.
+  Stddev:\t0.003717280695135288 secs.
+  Requests/sec:\t1173.1433810854503
+
+Response time histogram:
+  0.000283091 [1]\t|
+  0.0039100314 [189]\t|∎∎∎∎∎∎∎∎∎∎∎∎∎∎∎∎∎∎∎∎∎∎∎∎∎∎∎∎∎∎∎∎∎∎∎∎∎∎∎∎
+  0.036552495 [2]\t|
+
+Latency distribution:
+  10% in 0.000480926 secs.
+  50% in 0.00102782 secs.
+  90% in 0.002630054 secs.
+  99% in 0.036191808 secs.
+"""
+
+
+def test_histogram_percentiles_within_its_resolution():
+    rng = random.Random(7)
+    values = sorted(rng.lognormvariate(-7, 1.2) for _ in range(20_000))
+    h = Histogram()
+    for v in values:
+        h.record(v)
+    for q in (50, 90, 99, 99.9):
+        exact = values[min(len(values) - 1, int(len(values) * q / 100))]
+        got = h.percentile(q)
+        assert abs(got - exact) <= exact / 32 + 2e-6, (q, got, exact)
+    assert h.percentile(100) >= values[-1] * (1 - 1 / 32)
+    s = h.summary()
+    assert s["count"] == 20_000 and s["p50_ms"] <= s["p99_ms"] <= s["max_ms"]
+
+
+def test_histogram_merge_and_round_trip():
+    a, b = Histogram(), Histogram()
+    for i in range(1, 1001):
+        (a if i % 2 else b).record(i / 1e5)
+    merged = Histogram.from_dict(json.loads(json.dumps(a.to_dict()))).merge(b)
+    assert merged.summary()["count"] == 1000
+    assert abs(merged.percentile(50) - 0.005) < 0.005 / 32 + 1e-6
+    assert merged.cdf()[-1][1] == pytest.approx(1.0)
+
+
+def test_etcd_benchmark_summary_is_parsed():
+    res = etcdbench.parse("noise\n" + ETCD_BENCHMARK_OUT)
+    assert res["rps"] == 1173.1
+    lat = res["latency"]
+    assert lat["p50_ms"] == 1.028 and lat["p99_ms"] == 36.192 and lat["max_ms"] == 36.552
+    assert lat["p999_ms"] is None   # fewer than 1,000 requests: the tool prints none
+    assert etcdbench.parse("Error: context deadline exceeded") is None
+
+
+def test_etcd_benchmark_commands_match_the_tool():
+    argv = etcdbench.command("/x/benchmark", ["127.0.0.1:1"], "put",
+                             {"key_size": 8, "val_size": 256, "key_space": 1000}, 2, 16, 500)
+    assert argv[:5] == ["/x/benchmark", "--endpoints=127.0.0.1:1", "--conns=2", "--clients=16",
+                        "--precise"]
+    assert "put" in argv and "--total=500" in argv and "--val-size=256" in argv
+    # workloads the tool does not have get no command (the report shows "-")
+    assert etcdbench.command("/x/benchmark", ["a:1"], "k8s", {}, 1, 1, 10) is None
+
+
+def test_fio_etcd_profile_runs_and_is_parsed(tmp_path):
+    assert disk.fio_path(), "fio is needed (Debian's fio; .ci/run installs it)"
+    row = disk.run_fio(disk.fio_path(), str(tmp_path), 2300, 1, "fdatasync", 0.5)
+    assert row["syncs"] > 0 and row["records"] == row["syncs"]
+    assert 0 < row["p50_ms"] <= row["p99_ms"] <= row["max_ms"]
+    assert row["mb_per_s"] > 0
+    assert os.listdir(tmp_path) == []   # its test file is removed
+
+
+def test_check_disk_prints_percentiles_and_a_verdict(tmp_path):
+    ctl = [sys.executable, "-m", "pyetcdctl.main"]
+    p = subprocess.run([*ctl, "check", "disk", "--data-dir", str(tmp_path), "--time", "1s",
+                        "-w", "json"], capture_output=True, text=True, timeout=120)
+    assert p.returncode in (0, 1), p.stderr
+    res = json.loads(p.stdout)
+    assert res["record_size"] == 2300 and res["records_per_sync"] == 1
+    assert res["syncs"] > 0 and 0 < res["p50_ms"] <= res["p99_ms"]
+    assert res["pass"] == (res["p99_ms"] < 10) and p.returncode == (0 if res["pass"] else 1)
+    assert os.listdir(tmp_path) == []   # the scratch WAL is removed
+    p = subprocess.run([*ctl, "check", "disk", "--data-dir", str(tmp_path), "--time", "1s"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.stdout.strip().splitlines()[-1] in ("PASS", "FAIL")
+    assert "99th percentile fdatasync is" in p.stdout
+    p = subprocess.run([*ctl, "check", "disk", "--time", "soon"], capture_output=True, text=True)
+    assert p.returncode == 128 and 'invalid argument "soon" for "--time" flag' in p.stderr
+    assert "Traceback" not in p.stderr
+    p = subprocess.run([*ctl, "check", "disk", "--data-dir", str(tmp_path / "nope")],
+                       capture_output=True, text=True)
+    assert p.returncode != 0 and "no such directory" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_smoke_run_side_by_side_with_etcd(tmp_path):
+    out = tmp_path / "report"
+    p = subprocess.run([sys.executable, "-m", "bench", "run", "--servers", "pyetcd,etcd3.5",
+                        "--members", "1", "--profile", "smoke", "--out", str(out),
+                        "--disk-dir", str(tmp_path)],
+                       capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert p.returncode == 0, p.stderr[-3000:]
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    meta = records[0]
+    assert meta["kind"] == "meta" and meta["profile"] == "smoke"
+    loads = [r for r in records if r["kind"] == "load"]
+    rows = {r["row"] for r in loads}
+    for server in ("pyetcd", "etcd3.5"):
+        mine = [r for r in loads if r["server"] == server]
+        assert {r["row"] for r in mine} == rows
+        for r in mine:
+            assert r["requests"] > 0 and r["errors"] == 0, (server, r["row"], r["error_kinds"])
+            assert r["latency"]["p99_ms"] > 0 and r["server_cpu_s"] >= 0
+    for w in ("put", "range", "txn-put", "txn-mixed", "watch", "watch-get", "lease-keepalive",
+              "stm", "k8s"):
+        assert any(r["workload"] == w for r in loads), w
+    tools = {r["tool"] for r in records if r["kind"] == "disk"}
+    assert tools == {"fio", "pyetcd-wal", "pyetcd-lmdb"}
+    assert any(r["kind"] == "datascale" for r in records)
+    report = (out / "report.md").read_text()
+    for row in rows:
+        assert f"| {row} |" in report
+    for png in ("throughput_by_clients", "latency_cdf", "cpu_per_op", "ratio"):
+        assert (out / f"{png}.png").stat().st_size > 5000
