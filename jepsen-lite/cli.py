@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--seeds", type=int, default=10, help="how many seeds, from --seed on")
     s = sub.add_parser("summarize", help="a markdown table of stored runs")
     s.add_argument("dirs", nargs="+")
+    s.add_argument("--side-by-side", action="store_true",
+                   help="one row per nemesis and workload, one column per server")
     return ap
 
 
@@ -107,13 +109,12 @@ def campaign(a) -> int:
     return worst
 
 
-def summarize_dirs(dirs) -> str:
-    """One row per (run, checker): ops, outcomes, anomalies."""
-    rows = ["| server | workload | nemesis | seed | ops | ok | fail | info | anomalies | verdict |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+def _cells(dirs):
+    """(server, nemesis, seed, checker, ops, ok, fail, info, anomalies, verdict) per
+    checker of each stored run; a run without verdicts is one "tool error" cell."""
     for d in map(Path, dirs):
         if not (d / "verdicts.json").exists():
-            rows.append(f"| {d} | | | | | | | | | tool error |")
+            yield (str(d), "", "", "", "", "", "", "", "", "tool error")
             continue
         opts = json.loads((d / "run.json").read_text())
         verdicts = json.loads((d / "verdicts.json").read_text())
@@ -122,9 +123,45 @@ def summarize_dirs(dirs) -> str:
             ps = pairs(ops, name) if name != "nemesis" else []
             c = {t: sum(1 for p in ps if p.type == t) for t in ("ok", "fail", "info")}
             mark = {True: "valid", False: "INVALID", None: "unknown"}[v.get("valid")]
-            rows.append(f"| {opts['server']} | {name} | {','.join(opts['nemeses'])} | "
-                        f"{opts['seed']} | {len(ps)} | {c['ok']} | {c['fail']} | {c['info']} | "
-                        f"{len(v.get('anomalies', []))} | {mark} |")
+            yield (opts["server"], ",".join(opts["nemeses"]), opts["seed"], name, len(ps),
+                   c["ok"], c["fail"], c["info"], len(v.get("anomalies", [])), mark)
+
+
+def summarize_dirs(dirs) -> str:
+    """One row per (run, checker): ops, outcomes, anomalies."""
+    rows = ["| server | workload | nemesis | seed | ops | ok | fail | info | anomalies | verdict |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for srv, nem, seed, name, *rest in _cells(dirs):
+        rows.append("| " + " | ".join(map(str, (srv, name, nem, seed, *rest))) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def side_by_side(dirs) -> str:
+    """One row per (nemesis, checker), a column per server: "ops ok/fail/info,
+    anomalies, verdict" (several seeds of a cell are summed)."""
+    cells, servers = {}, []
+    for srv, nem, _seed, name, n, ok, fail, info, anomalies, mark in _cells(dirs):
+        if srv not in servers:
+            servers.append(srv)
+        if name == "nemesis" or mark == "tool error":
+            continue
+        c = cells.setdefault((nem, name), {}).setdefault(srv, [0, 0, 0, 0, 0, set()])
+        for i, v in enumerate((n, ok, fail, info, anomalies)):
+            c[i] += v
+        c[5].add(mark)
+    rows = ["| nemesis | workload | " + " | ".join(servers) + " |",
+            "|---|---|" + "---|" * len(servers)]
+    for (nem, name), by in sorted(cells.items()):
+        out = []
+        for srv in servers:
+            c = by.get(srv)
+            if c is None:
+                out.append("-")
+                continue
+            verdict = "INVALID" if "INVALID" in c[5] else ("valid" if c[5] == {"valid"} else
+                                                            "/".join(sorted(c[5])))
+            out.append(f"{c[0]} ops {c[1]}/{c[2]}/{c[3]}, {c[4]} anomalies, {verdict}")
+        rows.append(f"| {nem} | {name} | " + " | ".join(out) + " |")
     return "\n".join(rows) + "\n"
 
 
@@ -135,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             out = Path(a.dir)
             return _finish(out, recheck(out))
         if a.cmd == "summarize":
-            print(summarize_dirs(a.dirs), end="")
+            print((side_by_side if a.side_by_side else summarize_dirs)(a.dirs), end="")
             return EXIT_VALID
         if a.cmd == "campaign":
             return campaign(a)

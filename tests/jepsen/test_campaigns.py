@@ -57,6 +57,12 @@ def test_real_etcd_is_the_control(tmp_path, etcd35):
                   server="etcd")
     assert r.returncode == 0, r.stdout + r.stderr
     assert all(v["valid"] for v in _verdicts(out).values())
+    table = jepsen("summarize", "--side-by-side", str(out)).stdout.splitlines()
+    assert table[0] == "| nemesis | workload | etcd |"
+    rows = {tuple(c.strip() for c in line.split("|")[1:3]): line for line in table[2:]}
+    assert set(rows) == {("kill", w) for w in ("register", "append", "set", "watch", "lock",
+                                               "lease")}
+    assert all(line.endswith("0 anomalies, valid |") for line in rows.values())
 
 
 def test_stale_reads_are_caught(tmp_path):
