@@ -57,7 +57,7 @@ import grpc
 
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 from pyetcd.pb.etcdserverpb import rpc_pb2_grpc as rpc
-from pyetcd.util.keys import prefix_end
+from pyetcd.util.keys import prefix_end, put_varint
 
 from .hdr import Histogram
 
@@ -70,13 +70,7 @@ STAMP = struct.Struct("<q")   # monotonic nanoseconds at the head of a value
 
 def varint_key(n: int, size: int) -> bytes:
     """Go's binary.PutVarint(n) into a zeroed ``size``-byte buffer (etcd's keys)."""
-    ux = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while ux >= 0x80:
-        out.append((ux & 0x7F) | 0x80)
-        ux >>= 7
-    out.append(ux)
-    return bytes(out[:size]).ljust(size, b"\0")
+    return put_varint(n)[:size].ljust(size, b"\0")
 
 
 def stamped(size: int) -> bytes:

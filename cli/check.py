@@ -27,7 +27,7 @@ import grpc
 from pyetcd.client import ClientError, channel_credentials, parse_endpoint
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 from pyetcd.pb.etcdserverpb import rpc_pb2_grpc as rpc
-from pyetcd.util.keys import prefix_end
+from pyetcd.util.keys import prefix_end, put_varint
 
 from .ctl import EXIT_BAD_FEATURE, EXIT_INTERRUPTED, EXIT_INVALID_INPUT
 from .spec import Command, arg
@@ -37,17 +37,6 @@ ALIASES = {"s": "s", "small": "s", "m": "m", "medium": "m", "l": "l", "large": "
            "xl": "xl", "xLarge": "xl"}
 DURATION = 60
 KEY_SIZE, VALUE_SIZE = 256, 1024
-
-
-def _varint(n: int) -> bytes:
-    """Go's binary.PutVarint (zig-zag)."""
-    ux = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while ux >= 0x80:
-        out.append((ux & 0x7F) | 0x80)
-        ux >>= 7
-    out.append(ux)
-    return bytes(out)
 
 
 def _channel(ctl, endpoint: str):
@@ -82,7 +71,7 @@ async def _load(ctl, prefix: bytes, limit: int, clients: int, duration: float, m
                 await asyncio.sleep(nxt - now)
                 continue
             nxt = max(nxt + interval, now - interval)  # burst 1: no catching up beyond one token
-            k = _varint(rnd.randrange(1 << 63))
+            k = put_varint(rnd.randrange(1 << 63))
             await queue.put(prefix + k + bytes(KEY_SIZE - len(k)))
         for _ in range(clients):
             await queue.put(None)

@@ -1,4 +1,4 @@
-"""Key ranges as etcd spells them."""
+"""Key ranges as etcd spells them, and the varint keys its tools write."""
 from __future__ import annotations
 
 
@@ -12,3 +12,15 @@ def prefix_end(key: bytes) -> bytes:
             b[i] += 1
             return bytes(b[:i + 1])
     return b"\x00"
+
+
+def put_varint(n: int) -> bytes:
+    """Go's ``binary.PutVarint(n)`` (zig-zag), the key bytes of etcd's
+    benchmark and ``etcdctl check`` tools."""
+    ux = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while ux >= 0x80:
+        out.append((ux & 0x7F) | 0x80)
+        ux >>= 7
+    out.append(ux)
+    return bytes(out)
