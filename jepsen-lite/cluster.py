@@ -16,7 +16,7 @@ from pyetcd.testing import Server, free_port
 
 from .client import EtcdClient, Indeterminate, Refused
 from .net import Network
-from .nemesis.clock import LIBFAKETIME, faketime_env
+from .nemesis.clock import clock_env, shim_path
 
 TOKEN = "jepsen-lite"
 START_TIMEOUT = 30.0
@@ -67,9 +67,10 @@ class Cluster:
             if tmpfs and not lazy:
                 data_dir = self._tmpfs(i) / f"{name}.etcd"
             menv = dict(env or {})
-            if clock and LIBFAKETIME:
-                self.clock_files.append(self.workdir / f"faketime-{name}")
-                menv.update(faketime_env(self.clock_files[-1]))
+            shim = shim_path() if clock else None
+            if shim:
+                self.clock_files.append(self.workdir / f"clock-{name}")
+                menv.update(clock_env(self.clock_files[-1], shim))
             s = Server(kind, self.workdir / name, name=name, extra=self.flags, env=menv,
                        client_port=cport, peer_port=pport, host=host, netns=ns, data_dir=data_dir)
             self.members.append(Member(i, s, s.peer_url))

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,25 @@ def test_long_campaign(tmp_path, server):
                "--nemesis", "kill,pause,partition,member,admin", "--time", "20", "--rate", "120",
                "--seeds", str(seeds), "--out", str(tmp_path / "c"), timeout=seeds * 120)
     assert r.returncode == 0, r.stdout[-5000:] + r.stderr[-2000:]
+
+
+def test_wall_clock_shim_moves_only_the_wall_clock(tmp_path):
+    from jepsen_lite.nemesis.clock import clock_env, shim_path
+    shim = shim_path()
+    assert shim, "a C compiler is needed (.ci/run installs gcc)"
+    spec = tmp_path / "clock"
+    env = {**os.environ, **clock_env(spec, shim)}
+    probe = ("import time, sys, threading\n"
+             "open(sys.argv[1], 'w').write(sys.argv[2] + '\\n'); time.sleep(0.1)\n"
+             "w0, m0 = time.time(), time.monotonic(); time.sleep(0.5)\n"
+             "c = threading.Condition()\n"
+             "with c: c.wait(0.05)\n"
+             "print(w0, time.time() - w0, time.monotonic() - m0)\n")
+    for text, offset, rate in (("-22s x1", -22, 1.0), ("+8s x1", 8, 1.0), ("+0 x2", 0, 2.0)):
+        before = time.time()
+        p = subprocess.run([sys.executable, "-c", probe, str(spec), text], env=env,
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p.stderr   # sleeps and timed waits still work
+        wall, wall_span, mono_span = map(float, p.stdout.split())
+        assert abs(wall - before - offset) < 2.0, (text, wall - before)
+        assert abs(wall_span / mono_span - rate) < 0.15, (text, wall_span, mono_span)
