@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -129,8 +131,13 @@ def cmd_disk(a) -> int:
     return 0
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt   # `kill PID` stops every server it started, as Ctrl-C does
+
+
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         if a.cmd == "run":
             return cmd_run(a)
@@ -142,8 +149,13 @@ def main(argv: list[str] | None = None) -> int:
         print(write_report(Path(a.dir)))
         return 0
     except KeyboardInterrupt:
+        # the servers and generator processes were stopped as the stack unwound
+        # (every Deployment is a context manager); exit now: a gRPC channel an
+        # interrupted call left behind can deadlock in its finalizer at exit
         print("\nbench: interrupted; every server it started is stopped", file=sys.stderr)
-        return 130
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     except (LoadError, RuntimeError, OSError) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1

@@ -148,3 +148,46 @@ def test_smoke_run_side_by_side_with_etcd(tmp_path):
         assert f"| {row} |" in report
     for png in ("throughput_by_clients", "latency_cdf", "cpu_per_op", "ratio"):
         assert (out / f"{png}.png").stat().st_size > 5000
+
+
+def _tree(pid: int) -> list[int]:
+    out = []
+    for c in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                            text=True).stdout.split():
+        out += [int(c), *_tree(int(c))]
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_interrupt_stops_every_server_it_started(tmp_path, sig):
+    import signal
+    import time
+    p = subprocess.Popen([sys.executable, "-m", "bench", "run", "--servers", "pyetcd",
+                          "--members", "3", "--profile", "smoke", "--out", str(tmp_path),
+                          "--skip", "disk"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        results, deadline = tmp_path / "results.jsonl", time.monotonic() + 60
+        while time.monotonic() < deadline:   # interrupted in its second load row
+            if results.exists() and '"put c=1"' in results.read_text():
+                break
+            time.sleep(0.2)
+        started = _tree(p.pid)
+        assert len(started) >= 3   # three members (and the generator's workers)
+        p.send_signal(getattr(signal, sig))
+        assert p.wait(30) == 130
+        assert "every server it started is stopped" in p.stderr.read()
+        time.sleep(0.5)
+        assert not [q for q in started if _alive(q)]
+    finally:
+        for q in _tree(p.pid):
+            os.kill(q, 9)
+        p.kill()
