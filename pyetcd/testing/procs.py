@@ -352,8 +352,16 @@ class LocalCluster:
         return self
 
     def stop(self) -> None:
+        """Stop every member, even when stopping one of them fails (the
+        first failure is raised once all were tried)."""
+        first = None
         for m in self.members:
-            m.stop()
+            try:
+                m.stop()
+            except BaseException as exc:   # noqa: BLE001 - re-raised below
+                first = first or exc
+        if first is not None:
+            raise first
 
     def cleanup(self) -> None:
         for m in self.members:
