@@ -122,7 +122,7 @@ def machine() -> dict:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):
                 mem = int(line.split()[1]) // 1024
-    except OSError:
+    except OSError:   # not Linux: the report says 0
         pass
     cpu = ""
     try:
@@ -130,7 +130,7 @@ def machine() -> dict:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    except OSError:
+    except OSError:   # not Linux: no model name
         pass
     return {"cores": os.cpu_count(), "cpu": cpu, "mem_mb": mem, "kernel": platform.release(),
             "python": platform.python_version()}

@@ -125,7 +125,7 @@ class Deployment:
         for pid in self.pids():
             try:
                 total += proc_cpu_seconds(pid)
-            except OSError:
+            except OSError:   # the process exited since it was listed
                 pass
         return total
 
@@ -137,7 +137,7 @@ class Deployment:
             for pid in (_tree(m.pid) if m.pid else []):
                 try:
                     n += proc_rss_bytes(pid)
-                except OSError:
+                except OSError:   # the process exited since it was listed
                     pass
             out.append(n)
         return out

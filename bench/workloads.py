@@ -435,7 +435,7 @@ async def run_lease_keepalive(ctx: Ctx) -> None:
             call.cancel()
             try:
                 await lease.LeaseRevoke(pb.LeaseRevokeRequest(ID=g.ID), metadata=ctx.md)
-            except grpc.aio.AioRpcError:
+            except grpc.aio.AioRpcError:   # tidying after the measurement: it expires anyway
                 pass
     await _clients(ctx, client)
 
@@ -564,7 +564,7 @@ async def run_k8s(ctx: Ctx) -> None:
             # a watch lives a while, then the informer relists (as on a resync)
             try:
                 await asyncio.wait_for(asyncio.shield(stop.wait()), p.get("relist_s", 2.0))
-            except asyncio.TimeoutError:
+            except asyncio.TimeoutError:   # time to relist
                 pass
             watch.cancel()
             await asyncio.gather(watch, return_exceptions=True)
