@@ -34,9 +34,8 @@ from pyetcd.storage.backend import Backend
 from pyetcd.storage.wal import WAL
 
 # etcd's hardware guidance: the 99th percentile of the WAL's fdatasync
-# should stay under 10 ms, of the backend commit under 25 ms
+# should stay under 10 ms
 WAL_FSYNC_P99_LIMIT = 0.010
-BACKEND_COMMIT_P99_LIMIT = 0.025
 ENTRY_HEADER = 17   # <QQB term, index, type before the entry's data
 KEY_SPACE = 20000   # keys the backend profile cycles through
 
