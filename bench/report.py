@@ -175,14 +175,17 @@ def datascale_table(recs: list[dict]) -> list[str]:
 
 
 def every_run(recs: list[dict]) -> list[str]:
-    out = ["| members | workload | server | req/s of each run | errors |", "|---|---|---|---|---|"]
+    out = ["| members | workload | server | req/s of each run | server CPU s of each run | "
+           "generator CPU s of each run (processes) | errors |", "|---|---|---|---|---|---|---|"]
     by: dict = defaultdict(list)
     for r in recs:
         if r["kind"] == "load":
             by[(r["members"], r["row"], r["server"])].append(r)
     for (m, row, s), rs in by.items():
         out.append(f"| {m} | {row} | {s} | {', '.join(_fmt(r['rps']) for r in rs)} | "
-                   f"{sum(r['errors'] for r in rs)} |")
+                   f"{', '.join(_fmt(r['server_cpu_s'], 1) for r in rs)} | "
+                   f"{', '.join(_fmt(r['generator_cpu_s'], 1) for r in rs)} "
+                   f"({rs[0].get('generator_procs', '?')}) | {sum(r['errors'] for r in rs)} |")
     return out
 
 
