@@ -80,6 +80,8 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--time", type=_seconds, default=5.0, help="per profile (a Go duration)")
     rp = sub.add_parser("report", help="rewrite report.md and the plots of a run directory")
     rp.add_argument("dir")
+    rp.add_argument("--summary", action="store_true",
+                    help="print the brief load table (medians, pyetcd/etcd) instead")
     return p
 
 
@@ -146,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
         if a.cmd == "disk":
             return cmd_disk(a)
         from .report import write_report   # noqa: PLC0415
+        if a.summary:
+            from .report import load, summary_table   # noqa: PLC0415
+            print("\n".join(summary_table(load(Path(a.dir)))))
+            return 0
         print(write_report(Path(a.dir)))
         return 0
     except KeyboardInterrupt:

@@ -93,6 +93,25 @@ def load_table(recs: list[dict]) -> tuple[list[str], dict]:
     return lines, medians
 
 
+def summary_table(recs: list[dict]) -> list[str]:
+    """The load medians in brief: req/s and p99 of each server, pyetcd/etcd."""
+    loads = [r for r in recs if r["kind"] == "load"]
+    servers, base = _servers(loads)
+    _, medians = load_table(recs)
+    head = ["members", "workload", *[f"{s} req/s" for s in servers],
+            *[f"{s} p99 ms" for s in servers]]
+    if base and "pyetcd" in servers and base != "pyetcd":
+        head.append(f"pyetcd/{base}")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (members, row), med in medians.items():
+        cells = [str(members), row, *[_fmt(med[s]["rps"]) for s in servers],
+                 *[_fmt(med[s]["p99"]) for s in servers]]
+        if len(cells) < len(head):
+            cells.append(_ratio(med["pyetcd"]["rps"], med[base]["rps"]))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def disk_table(recs: list[dict]) -> list[str]:
     rows = [r for r in recs if r["kind"] == "disk" and "error" not in r]
     by: dict = defaultdict(list)

@@ -148,6 +148,11 @@ def test_smoke_run_side_by_side_with_etcd(tmp_path):
         assert f"| {row} |" in report
     for png in ("throughput_by_clients", "latency_cdf", "cpu_per_op", "ratio"):
         assert (out / f"{png}.png").stat().st_size > 5000
+    p = subprocess.run([sys.executable, "-m", "bench", "report", str(out), "--summary"],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT)
+    summary = p.stdout.splitlines()
+    assert p.returncode == 0 and summary[0].endswith("| pyetcd/etcd3.5 |")
+    assert len(summary) == 2 + len(rows)
 
 
 def _tree(pid: int) -> list[int]:
