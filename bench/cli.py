@@ -61,6 +61,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--procs", type=int, help="load generator processes (default: cores, >= 2)")
     r.add_argument("--only", action="append", help="only rows whose name contains this")
     r.add_argument("--skip", default="", help="comma-separated: disk,load,check-perf,datascale")
+    r.add_argument("--merge-into", metavar="DIR",
+                   help="then replace DIR's records of the rows this run measured with this "
+                        "run's (a rerun of some rows, recorded in DIR's report) and re-render it")
     g = sub.add_parser("load", help="one workload against running endpoints")
     g.add_argument("workload", choices=sorted(WORKLOADS))
     g.add_argument("--endpoints", default="127.0.0.1:2379")
@@ -93,6 +96,9 @@ def cmd_run(a) -> int:
     out = runner.run(servers, members, a.profile, Path(a.out), etcd_benchmark=a.etcd_benchmark,
                      check_perf_servers=cps, disk_dir=a.disk_dir, procs=a.procs, only=a.only,
                      command=command, skip=tuple(x for x in a.skip.split(",") if x))
+    if a.merge_into:
+        from .report import merge_rerun   # noqa: PLC0415
+        out = merge_rerun(Path(a.merge_into), out)
     print(f"report: {out / 'report.md'}")
     return 0
 

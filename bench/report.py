@@ -305,6 +305,24 @@ def plots(out: Path, recs: list[dict], medians: dict) -> list[str]:
     return made
 
 
+def merge_rerun(target: Path, rerun: Path) -> Path:
+    """Replace ``target``'s records of the rows ``rerun`` measured (same kind,
+    row, server and member count) by ``rerun``'s, note the rerun (its command
+    and commit) in ``target`` and re-render its report."""
+    old, new = load(target), load(rerun)
+    meta = next(r for r in new if r["kind"] == "meta")
+    fresh = [r for r in new if r["kind"] != "meta"]
+    keys = {(r["kind"], r.get("row"), r.get("server"), r.get("members")) for r in fresh}
+    kept = [r for r in old if (r["kind"], r.get("row"), r.get("server"), r.get("members"))
+            not in keys]
+    note = {"kind": "rerun", "command": meta.get("command"), "commit": meta.get("commit"),
+            "date": meta.get("date"), "rows": sorted({r.get("row") for r in fresh if r.get("row")})}
+    (target / "results.jsonl").write_text("".join(json.dumps(r) + "\n"
+                                                  for r in kept + [note] + fresh))
+    write_report(target)
+    return target
+
+
 def write_report(out: Path) -> Path:
     out = Path(out)
     recs = load(out)
@@ -328,6 +346,9 @@ def write_report(out: Path) -> Path:
         "right after, on the same deployment, in the first run of each row (median of "
         "those runs)." if meta.get("etcd_benchmark") else
         "- load: bench's multi-process generator (HDR histograms).",
+        *[f"- rerun: rows {', '.join(r['rows'])} by `{r['command']}` at `{r['commit']}` "
+          f"({r['date']}), merged in place of the first run's" for r in recs
+          if r["kind"] == "rerun"],
         "", "## Load (req/s, p99 latency, server CPU seconds per 1,000 requests)", "", *lt, "",
     ]
     for img in made:

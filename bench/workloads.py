@@ -344,7 +344,10 @@ async def run_watch(ctx: Ctx) -> None:
     if ctx.worker == 0:
         kv = ctx.stub("kv", 0)
         size = p.get("val_size", 32)
-        while (n := await ctx.budget.take()) is not None:
+        # the writer keeps to put_rate (the run's budget says when it ends)
+        puts = Budget(ctx.budget.left, None, p.get("put_rate"))
+        puts.deadline = ctx.budget.deadline
+        while (n := await puts.take()) is not None:
             await _timed(ctx, "put", kv.Put(pb.PutRequest(key=keys[n % len(keys)],
                                                           value=stamped(size)), metadata=ctx.md))
         await asyncio.sleep(0.5)   # the last events in flight
