@@ -312,9 +312,10 @@ def merge_rerun(target: Path, rerun: Path) -> Path:
     old, new = load(target), load(rerun)
     meta = next(r for r in new if r["kind"] == "meta")
     fresh = [r for r in new if r["kind"] != "meta"]
-    keys = {(r["kind"], r.get("row"), r.get("server"), r.get("members")) for r in fresh}
-    kept = [r for r in old if (r["kind"], r.get("row"), r.get("server"), r.get("members"))
-            not in keys]
+    def key(r):
+        return (r["kind"], r.get("row"), r.get("server"), r.get("members"))
+    keys = {key(r) for r in fresh}
+    kept = [r for r in old if r["kind"] in ("meta", "rerun") or key(r) not in keys]
     note = {"kind": "rerun", "command": meta.get("command"), "commit": meta.get("commit"),
             "date": meta.get("date"), "rows": sorted({r.get("row") for r in fresh if r.get("row")})}
     (target / "results.jsonl").write_text("".join(json.dumps(r) + "\n"
