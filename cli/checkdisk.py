@@ -36,7 +36,7 @@ def filesystem_of(path: str) -> tuple[str, str]:
                 inside = path == mnt or path.startswith(mnt.rstrip("/") + "/")
                 if inside and len(mnt) >= len(best[0]):
                     best = (mnt, fstype, dev)
-    except OSError:
+    except OSError:   # no /proc/mounts: the filesystem is reported as "?"
         pass
     return best[1], best[2]
 
