@@ -61,6 +61,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--procs", type=int, help="load generator processes (default: cores, >= 2)")
     r.add_argument("--only", action="append", help="only rows whose name contains this")
     r.add_argument("--skip", default="", help="comma-separated: disk,load,check-perf,datascale")
+    r.add_argument("--datascale", metavar="N,N", help="check datascale key counts (default: "
+                                                      "the profile's)")
+    r.add_argument("--anchor-repeats", type=int, metavar="N",
+                   help="runs of each check perf and datascale anchor (default: the profile's)")
     r.add_argument("--merge-into", metavar="DIR",
                    help="then replace DIR's records of the rows this run measured with this "
                         "run's (a rerun of some rows, recorded in DIR's report) and re-render it")
@@ -95,7 +99,9 @@ def cmd_run(a) -> int:
     command = "python -m bench " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     out = runner.run(servers, members, a.profile, Path(a.out), etcd_benchmark=a.etcd_benchmark,
                      check_perf_servers=cps, disk_dir=a.disk_dir, procs=a.procs, only=a.only,
-                     command=command, skip=tuple(x for x in a.skip.split(",") if x))
+                     command=command, skip=tuple(x for x in a.skip.split(",") if x),
+                     datascale=[int(x) for x in a.datascale.split(",") if x] if a.datascale
+                     else None, anchor_repeats=a.anchor_repeats)
     if a.merge_into:
         from .report import merge_rerun   # noqa: PLC0415
         out = merge_rerun(Path(a.merge_into), out)

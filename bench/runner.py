@@ -214,8 +214,14 @@ def _tag(rec: dict, server: str, members: int, repeat: int) -> dict:
 def run(servers: list[str], members: list[int], profile: str, out: Path, *,
         etcd_benchmark: str | None = None, check_perf_servers: list[str] | None = None,
         disk_dir: str | None = None, procs: int | None = None, only: list[str] | None = None,
-        command: str = "", skip: tuple = ()) -> Path:
+        command: str = "", skip: tuple = (), datascale: list[int] | None = None,
+        anchor_repeats: int | None = None) -> Path:
     prof = PROFILES[profile]
+    if datascale is not None or anchor_repeats is not None:
+        from dataclasses import replace   # noqa: PLC0415
+        prof = replace(prof, datascale=prof.datascale if datascale is None else datascale,
+                       anchor_repeats=prof.anchor_repeats if anchor_repeats is None
+                       else anchor_repeats)
     for s in set(servers) | set(check_perf_servers or []):
         if not available(s):
             raise SystemExit(f"bench: server {s!r} is not installed")

@@ -28,8 +28,7 @@ AUTH_KINDS = ADMIN_KINDS | {"authenticate", "auth_user_get", "auth_role_get"}
 
 
 def lease_keys(lessor, lease_id: int) -> list[bytes]:
-    lease = lessor.lookup(lease_id)
-    return sorted(lease.keys) if lease is not None else []
+    return lessor.keys(lease_id) if lessor.lookup(lease_id) is not None else []
 
 
 def check_lease_puts(auth: AuthStore, ai: AuthInfo | None, lessor, lease_id: int) -> None:

@@ -12,7 +12,9 @@ is not renewed: its revoke may be on its way through Raft (etcd's ``Renew``
 waits for the revoke and answers "not found").
 
 Leases are persisted in the backend's ``lease`` bucket (8-byte big-endian ID
--> leasepb.Lease) in the same batch as the apply that changed them.  Time is
+-> leasepb.Lease) in the same batch as the apply that changed them, and the
+keys attached to each in ``pyetcd_lease_keys`` (so nothing per key is held in
+memory or rebuilt at start; the MVCC store's index knows each key's lease).  Time is
 an injected monotonic clock (seconds), so tests can drive it.
 """
 from __future__ import annotations
@@ -52,14 +54,13 @@ class LeaseTTLTooLarge(Exception):
 
 
 class Lease:
-    __slots__ = ("id", "ttl", "remaining_ttl", "expiry", "keys")
+    __slots__ = ("id", "ttl", "remaining_ttl", "expiry")
 
     def __init__(self, lease_id: int, ttl: int, remaining_ttl: int = 0):
         self.id = lease_id
         self.ttl = ttl
         self.remaining_ttl = remaining_ttl
         self.expiry = FOREVER
-        self.keys: set[bytes] = set()
 
     def remaining(self, now: float) -> float:
         if self.expiry == FOREVER:
@@ -73,7 +74,6 @@ class Lessor:
         self.min_ttl = min_ttl
         self.clock = clock
         self.leases: dict[int, Lease] = {}
-        self.item_lease: dict[bytes, int] = {}
         self.primary = False
         self._restore()
 
@@ -104,17 +104,22 @@ class Lessor:
 
     def revoke_keys(self, lease_id: int) -> list[bytes]:
         """The keys a revoke must delete (sorted, as etcd deletes them)."""
-        lease = self.leases.get(lease_id)
-        if lease is None:
+        if lease_id not in self.leases:
             raise LeaseNotFound()
-        return sorted(lease.keys)
+        return self.keys(lease_id)
+
+    def keys(self, lease_id: int) -> list[bytes]:
+        """The keys attached to ``lease_id``, sorted."""
+        lo, hi = schema.lease_prefix(lease_id)
+        return sorted(v for _, v in self.backend.scan(schema.LEASE_KEYS, lo, hi))
 
     def remove(self, lease_id: int) -> None:
         lease = self.leases.pop(lease_id, None)
         if lease is None:
             return
-        for k in lease.keys:
-            self.item_lease.pop(k, None)
+        lo, hi = schema.lease_prefix(lease_id)
+        for k in [k for k, _ in self.backend.scan(schema.LEASE_KEYS, lo, hi)]:
+            self.backend.delete(schema.LEASE_KEYS, k)
         self.backend.delete(schema.LEASE, _ID.pack(lease_id))
 
     def checkpoint(self, lease_id: int, remaining_ttl: int) -> None:
@@ -130,28 +135,13 @@ class Lessor:
     def lookup(self, lease_id: int) -> Lease | None:
         return self.leases.get(lease_id)
 
-    def get_lease(self, key: bytes) -> int:
-        return self.item_lease.get(key, 0)
-
     def attach(self, lease_id: int, key: bytes) -> None:
-        lease = self.leases.get(lease_id)
-        if lease is None:
+        if lease_id not in self.leases:
             raise LeaseNotFound()
-        lease.keys.add(key)
-        self.item_lease[key] = lease_id
-
-    def attach_on_restore(self, lease_id: int, key: bytes) -> None:
-        lease = self.leases.get(lease_id)
-        if lease is not None:
-            lease.keys.add(key)
-            self.item_lease[key] = lease_id
+        self.backend.put(schema.LEASE_KEYS, schema.lease_ikey(lease_id, schema.ikey(key)), key)
 
     def detach(self, lease_id: int, key: bytes) -> None:
-        lease = self.leases.get(lease_id)
-        if lease is not None:
-            lease.keys.discard(key)
-        if self.item_lease.get(key) == lease_id:
-            del self.item_lease[key]
+        self.backend.delete(schema.LEASE_KEYS, schema.lease_ikey(lease_id, schema.ikey(key)))
 
     # ---- leader-only timing ----------------------------------------------------------------
     def promote(self, extend: float = 0.0) -> None:
@@ -193,4 +183,4 @@ class Lessor:
         if lease is None:
             raise LeaseNotFound()
         remaining = lease.remaining(self.clock())
-        return max(0, int(remaining)), lease.ttl, sorted(lease.keys)
+        return max(0, int(remaining)), lease.ttl, self.keys(lease_id)

@@ -3,8 +3,9 @@
 Every change gets a revision ``(main, sub)``: ``main`` grows by one per write
 transaction (a Put, a DeleteRange that deleted something, a Txn that wrote),
 ``sub`` counts the changes inside it.  Values live in the backend's ``key``
-bucket under the revision's bytes; the in-memory :class:`TreeIndex` maps keys
-to revisions.  Deletes write a tombstone (the revision bytes plus ``t``).
+bucket under the revision's bytes; the key index (index.py, also in the
+backend) maps keys to revisions.  Deletes write a tombstone (the revision
+bytes plus ``t``).
 
 Semantics follow etcd's ``mvcc`` package:
 - a read at revision ``r`` fails with :class:`CompactedError` when
@@ -22,9 +23,10 @@ from typing import Callable
 from pyetcd.pb.mvccpb.kv_pb2 import KeyValue
 from pyetcd.storage import schema
 from pyetcd.storage.backend import Backend
+from pyetcd.storage.schema import ikey
 
 from . import revision as R
-from .key_index import TreeIndex
+from .index import KeyIndex, compact_in, hash_keep, rebuild_in
 
 
 _U64 = struct.Struct(">Q")
@@ -56,7 +58,7 @@ class KVStore:
     def __init__(self, backend: Backend, lessor=None):
         self.backend = backend
         self.lessor = lessor
-        self.index = TreeIndex()
+        self.index = KeyIndex(backend)
         self.current_rev = 1  # etcd starts at revision 1 (an empty store)
         self.compact_main_rev = -1
         self.listeners: list[Callable[[list, int], None]] = []
@@ -64,27 +66,15 @@ class KVStore:
 
     # ---- start-up ---------------------------------------------------------------------
     def _restore(self) -> None:
+        """Nothing per key: the index is in the backend.  A backend without it
+        (restored, imported, older) gets it built once, here."""
         b = self.backend
-        index = self.index
-        last_main = 0
-        leased: dict[bytes, int] = {}
-        parse = KeyValue.FromString
-        for k, v in b.iterate(schema.KEY):
-            r, tomb = R.from_bytes(k)
-            if not v:
-                # an empty value marks a bumped revision (etcdutl snapshot
-                # restore --bump-revision): it moves the revision, not a key
-                last_main = R.main_of(r)
-                continue
-            kv = parse(v)
-            index.restore(kv.key, r, tomb, kv.create_revision, kv.version)
-            last_main = R.main_of(r)
-            if tomb:
-                leased.pop(kv.key, None)
-            elif kv.lease:
-                leased[kv.key] = kv.lease
-            else:
-                leased.pop(kv.key, None)
+        if b.get(schema.LOCAL, schema.INDEX_FORMAT) != schema.INDEX_FORMAT_VERSION:
+            b.schedule(rebuild_in)
+            ops, _ = b.commit().result()
+            b.release(ops)
+        last = b.last_in(schema.KEY, b"", None)
+        last_main = R.main_of(R.from_bytes(last[0])[0]) if last else 0
         sched = b.get(schema.META, schema.SCHEDULED_COMPACT_REV)
         fin = b.get(schema.META, schema.FINISHED_COMPACT_REV)
         sched_main = R.main_of(R.from_bytes(sched)[0]) if sched else -1
@@ -98,15 +88,12 @@ class KVStore:
             self.backend.release(ops)
         elif fin_main >= 0:
             self.compact_main_rev = fin_main
-            self.index.compact(fin_main)
-        if self.lessor is not None:
-            for key, lease_id in leased.items():
-                self.lessor.attach_on_restore(lease_id, key)
 
     # ---- reads ------------------------------------------------------------------------
     def range(self, key: bytes, end: bytes | None, rev: int = 0, limit: int = 0,
               count_only: bool = False, cur_rev: int | None = None, txn=None) -> RangeResult:
-        """Keys in [key, end) at ``rev`` (0: ``cur_rev``); see TreeIndex.visit for end."""
+        """Keys in [key, end) at ``rev`` (0: ``cur_rev``); end None: just
+        ``key``, end b"": every key >= ``key``."""
         cur = self.current_rev if cur_rev is None else cur_rev
         if rev > cur:
             raise FutureRevError()
@@ -114,18 +101,17 @@ class KVStore:
             rev = cur
         if rev < self.compact_main_rev:
             raise CompactedError()
-        if count_only:
-            return RangeResult([], self.index.count_revisions(key, end, rev), cur)
-        pairs, total = self.index.revisions(key, end, rev, limit)
-        if not pairs:
-            return RangeResult([], total, cur)
-        get = self.backend.get
-        to_bytes = R.to_bytes
-        parse = KeyValue.FromString
-        if len(pairs) == 1 and txn is None:
-            return RangeResult([parse(get(schema.KEY, to_bytes(pairs[0][1])))], total, cur)
-        with self.backend.read_txn() as t:
-            kvs = [parse(get(schema.KEY, to_bytes(r), t)) for _, r in pairs]
+        backend = self.backend
+        with backend.read_txn() as t:
+            if count_only:
+                return RangeResult([], self.index.count(key, end, rev, cur, t), cur)
+            revs, total = self.index.revisions(key, end, rev, cur, limit, t)
+            if not revs:
+                return RangeResult([], total, cur)
+            get = backend.get
+            to_bytes = R.to_bytes
+            parse = KeyValue.FromString
+            kvs = [parse(get(schema.KEY, to_bytes(r), t)) for r in revs]
         return RangeResult(kvs, total, cur)
 
     def write(self) -> "WriteTxn":
@@ -133,8 +119,9 @@ class KVStore:
 
     # ---- compaction -------------------------------------------------------------------
     def compact(self, rev: int) -> None:
-        """Compact at main revision ``rev``: the index now, the backend's old
-        revisions in the next backend commit (a scheduled job)."""
+        """Compact at main revision ``rev``: reads below it fail from now on;
+        the index's and the key bucket's old revisions go in the next backend
+        commit (a scheduled job)."""
         if rev <= self.compact_main_rev:
             raise CompactedError()
         if rev > self.current_rev:
@@ -144,30 +131,19 @@ class KVStore:
         self._schedule_compaction(rev)
 
     def _schedule_compaction(self, rev: int):
-        keep = self.index.compact(rev)
-        end = R.main_bytes(rev + 1)
         fin = R.to_bytes(R.rev(rev))
 
         def job(wt) -> int:
-            deleted = 0
-            cur = wt.cursor("key")
-            if cur.first():
-                while True:
-                    k = cur.key()
-                    if not k or k >= end:
-                        break
-                    r, _ = R.from_bytes(k)
-                    if r not in keep:
-                        deleted += 1
-                        if not cur.delete():
-                            break
-                        continue
-                    if not cur.next():
-                        break
+            deleted = compact_in(wt, rev)
             wt.put(schema.META, schema.FINISHED_COMPACT_REV, fin)
             return deleted
 
         self.backend.schedule(job)
+
+    def hash_keep(self, items, rev: int) -> set[int]:
+        """The revisions below the compaction that the hash at ``rev`` covers,
+        from a backend view's ``items`` (``Backend.read_view``)."""
+        return hash_keep(items, rev)
 
     # ---- consistent index (apply idempotence) ------------------------------------------
     def consistent_index(self) -> tuple[int, int]:
@@ -178,7 +154,6 @@ class KVStore:
     def set_consistent_index(self, index: int, term: int) -> None:
         self.backend.put(schema.META, schema.CONSISTENT_INDEX, _U64.pack(index))
         self.backend.put(schema.META, schema.TERM, _U64.pack(term))
-
 
 class WriteTxn:
     """One write transaction: all its changes share main revision begin_rev+1."""
@@ -203,19 +178,16 @@ class WriteTxn:
         store = self.store
         main = self.begin_rev + 1
         r = R.rev(main, len(self.changes))
-        got = store.index.get(key, main)
-        old_lease = 0
-        if got is not None:
-            _, created, ver = got
-            created_main = R.main_of(created)
-            if store.lessor is not None:
-                old_lease = store.lessor.get_lease(key)
+        ik = ikey(key)
+        got = store.index.entry(ik)
+        if got is not None and not got.tomb:
+            created_main, ver, old_lease = got.created, got.version, got.lease
         else:
-            created_main, ver = main, 0
+            created_main, ver, old_lease = main, 0, 0
         kv = KeyValue(key=key, value=value, create_revision=created_main,
                       mod_revision=main, version=ver + 1, lease=lease)
         store.backend.put(schema.KEY, R.to_bytes(r), kv.SerializeToString())
-        store.index.put(key, r)
+        store.index.put(ik, r, created_main, ver + 1, lease, got)
         self.changes.append(kv)
         if store.lessor is not None:
             if old_lease and old_lease != lease:
@@ -226,28 +198,24 @@ class WriteTxn:
 
     def delete_range(self, key: bytes, end: bytes | None) -> tuple[int, int]:
         """(number deleted, revision of the response)."""
-        store = self.store
-        at = self.rev
-        keys = [ki.key for ki in store.index.visit(key, end) if ki.get(at) is not None]
-        for k in keys:
-            self._delete(k)
-        if keys or self.changes:
-            return len(keys), self.begin_rev + 1
+        live = self.store.index.live(key, end)
+        for k, ik, e in live:
+            self._delete(k, ik, e)
+        if live or self.changes:
+            return len(live), self.begin_rev + 1
         return 0, self.begin_rev
 
-    def _delete(self, key: bytes) -> None:
+    def _delete(self, key: bytes, ik: bytes, e) -> None:
         store = self.store
         main = self.begin_rev + 1
         r = R.rev(main, len(self.changes))
         kv = KeyValue(key=key)
         store.backend.put(schema.KEY, R.to_bytes(r, tombstone=True), kv.SerializeToString())
-        store.index.tombstone(key, r)
+        store.index.tombstone(ik, r, e)
         kv.mod_revision = main
         self.changes.append(kv)
-        if store.lessor is not None:
-            lease = store.lessor.get_lease(key)
-            if lease:
-                store.lessor.detach(lease, key)
+        if store.lessor is not None and e.lease:
+            store.lessor.detach(e.lease, key)
 
     def end(self) -> int:
         """Finish: bump the store's revision if anything changed, notify."""

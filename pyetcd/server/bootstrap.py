@@ -41,7 +41,7 @@ from pyetcd.storage.snap import Snapshotter
 from pyetcd.storage.wal import WAL
 
 from .config import Config
-from .stores import MIN_MAP_HEADROOM, Stores
+from .stores import Stores, map_size_for
 
 log = logging.getLogger("pyetcd.bootstrap")
 _U64 = struct.Struct(">Q")
@@ -78,7 +78,7 @@ def take_over_etcd_data(cfg: Config) -> None:
     db_path, _, _ = member_paths(cfg.data_dir_path)
     if is_bbolt(db_path):
         info = import_etcd_data_dir(cfg.data_dir_path, cfg.initial_advertise_peer_urls,
-                                    map_size=cfg.quota_bytes + MIN_MAP_HEADROOM)
+                                    map_size=map_size_for(cfg.quota_bytes))
         log.info("imported an etcd (bbolt) data dir: member %x of cluster %x",
                  info["member_id"], info["cluster_id"])
 

@@ -192,7 +192,6 @@ class Maintenance:
             raise errors.FUTURE_REV()
         if rev == 0:
             rev = current
-        keep = kv.index.keep(rev)
         async with self.lock:
             await self.flush()
             backend = self.stores().backend
@@ -200,6 +199,7 @@ class Maintenance:
 
             def work() -> int:
                 with backend.read_view() as items:
+                    keep = kv.hash_keep(items, rev)
                     return kv_hash(items(schema.KEY, end=end), compact_rev, rev, keep)
 
             h = await asyncio.get_running_loop().run_in_executor(None, work)

@@ -97,7 +97,7 @@ class EtcdServer:
         self.transport_factory = transport_factory or (
             lambda *args: tcp_transport(cfg, *args))
         self.fetch_cluster = fetch_cluster or tcp_fetch_cluster(cfg)
-        self.quota = Quota(cfg.quota_bytes, db_size=lambda: self.backend.size(),
+        self.quota = Quota(cfg.quota_bytes, db_size=lambda: self.backend.size_for_quota(),
                            raise_alarm=lambda: self.propose_request("alarm", pb.AlarmRequest(
                                action=pb.AlarmRequest.ACTIVATE, memberID=self.member_id,
                                alarm=pb.NOSPACE)),

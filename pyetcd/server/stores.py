@@ -21,6 +21,12 @@ from .config import Config
 MIN_MAP_HEADROOM = 256 * 1024**2
 
 
+def map_size_for(quota: int) -> int:
+    """LMDB's map (address space, not disk) for a quota: the data, the key
+    index beside it (not counted in the quota) and room to go over it."""
+    return 2 * quota + max(quota // 4, MIN_MAP_HEADROOM)
+
+
 @dataclass
 class Stores:
     backend: Backend
@@ -52,7 +58,7 @@ def open_stores(cfg: Config, db_path: str, *, on_commit: Callable[[float], None]
     With ``previous`` (a snapshot install), the member-local auth tokens
     carry over."""
     quota = cfg.quota_bytes
-    backend = Backend(db_path, map_size=quota + max(quota // 4, MIN_MAP_HEADROOM),
+    backend = Backend(db_path, map_size=map_size_for(quota),
                       durable=not defect(SKIP_FSYNC), metasync=False)
     backend.on_commit = on_commit
     lessor = Lessor(backend, min_ttl=min_lease_ttl(cfg), clock=clock)

@@ -4,13 +4,14 @@ Layout: one LMDB environment in ``<data-dir>/member/snap/db`` (a single file
 plus ``db-lock``) with named databases that mirror etcd's bbolt buckets:
 ``key`` (revision bytes -> mvccpb.KeyValue), ``meta`` (consistent index, term,
 compaction marks), ``lease``, ``members``, ``members_removed``, ``cluster``,
-``alarm``, ``auth``, ``authUsers``, ``authRoles``.
+``alarm``, ``auth``, ``authUsers``, ``authRoles``, and pyetcd's derived
+databases (the key index and the keys of each lease, ``schema.DERIVED``).
 
 Writes are batched the way etcd's backend batches them.  The apply path calls
 :meth:`Backend.put` / :meth:`Backend.delete`, which only record the change in
-an in-memory *pending* map; reads (:meth:`Backend.get`) look in that map first
-and then in LMDB, so a reader on the event loop always sees every applied
-change, committed or not.  :meth:`Backend.commit` hands everything pending to
+an in-memory *pending* map; reads (:meth:`Backend.get`, :meth:`scan`,
+:meth:`last_in`) look in that map first and then in LMDB, so a reader on the
+event loop always sees every applied change, committed or not.  :meth:`Backend.commit` hands everything pending to
 one writer thread, which applies it in **one** LMDB write transaction and
 commits it (with fsync when ``durable`` is set); the pending entries are
 dropped only after LMDB holds them.  Many apply batches that arrive while the
@@ -36,13 +37,14 @@ import contextlib
 import os
 import threading
 import time
+from bisect import bisect_left
 from collections import deque
 from concurrent.futures import Future
 from typing import Callable, Iterator
 
 import lmdb
 
-from .schema import BUCKETS
+from .schema import ALL_DBS, BUCKETS, DERIVED
 from .failpoints import BACKEND_AFTER_COMMIT, BACKEND_BEFORE_COMMIT, failpoint
 
 
@@ -62,6 +64,7 @@ class Backend:
                  metasync: bool = True):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         self.path = path
+        self._derived_bytes = 0  # pages of the derived databases, as of the last commit
         self.durable = durable
         self.metasync = metasync and durable
         self.map_size = map_size
@@ -72,8 +75,11 @@ class Backend:
         # held by other threads that read the environment for long (snapshot
         # copies) so defrag never closes it under them
         self._env_users = threading.Lock()
-        # (bucket, key) -> value (or _DELETED) applied but not yet in LMDB
-        self._pending: dict[tuple[str, bytes], bytes | None] = {}
+        # bucket -> {key: op}: applied but not yet in LMDB; an op is the tuple
+        # (bucket, key, value or _DELETED) handed to the writer, so release()
+        # drops exactly the op that was committed (not a later one to the key)
+        self._pending: dict[str, dict[bytes, tuple]] = {name: {} for name in ALL_DBS}
+        self._sorted: dict[str, list[bytes]] = {}  # sorted pending keys, by bucket (a cache)
         # ops not yet handed to the writer: (bucket, key, value-or-None) or a job
         self._ops: list = []
         self._queue: deque = deque()
@@ -86,20 +92,31 @@ class Backend:
 
     def _open_env(self) -> None:
         self.env = lmdb.open(
-            self.path, map_size=self.map_size, subdir=False, max_dbs=len(BUCKETS) + 2,
+            self.path, map_size=self.map_size, subdir=False, max_dbs=len(ALL_DBS) + 2,
             sync=self.durable, metasync=self.metasync, readahead=False, lock=True,
             max_readers=256,
         )
-        self.dbs = {name: self.env.open_db(name.encode()) for name in BUCKETS}
+        self.dbs = {name: self.env.open_db(name.encode()) for name in ALL_DBS}
+        self._psize = self.env.stat()["psize"]
+        with self.env.begin() as t:
+            self._derived_bytes = self._psize * sum(
+                st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"]
+                for st in (t.stat(self.dbs[name]) for name in DERIVED))
 
     # ---- writes (event-loop thread) -------------------------------------------------
     def put(self, bucket: str, key: bytes, value: bytes) -> None:
-        self._pending[(bucket, key)] = value
-        self._ops.append((bucket, key, value))
+        op = (bucket, key, value)
+        self._pending[bucket][key] = op
+        self._ops.append(op)
+        if self._sorted:
+            self._sorted.pop(bucket, None)
 
     def delete(self, bucket: str, key: bytes) -> None:
-        self._pending[(bucket, key)] = _DELETED
-        self._ops.append((bucket, key, _DELETED))
+        op = (bucket, key, _DELETED)
+        self._pending[bucket][key] = op
+        self._ops.append(op)
+        if self._sorted:
+            self._sorted.pop(bucket, None)
 
     def schedule(self, job: Callable[["WriteTxn"], object]) -> None:
         """Run ``job(txn)`` inside the writer's next transaction, after every
@@ -125,19 +142,20 @@ class Backend:
 
     def release(self, ops: list) -> None:
         """Drop committed ops from the pending map (event-loop thread)."""
-        pending = self._pending
+        pending, srt = self._pending, self._sorted
         for op in ops:
             if isinstance(op, tuple):
-                k = (op[0], op[1])
-                if k in pending and pending[k] is op[2]:
-                    del pending[k]
+                d = pending[op[0]]
+                if d.get(op[1]) is op:
+                    del d[op[1]]
+                    if srt:
+                        srt.pop(op[0], None)
 
     # ---- reads (event-loop thread) --------------------------------------------------
     def get(self, bucket: str, key: bytes, txn=None) -> bytes | None:
-        k = (bucket, key)
-        pending = self._pending
-        if k in pending:
-            return pending[k]
+        op = self._pending[bucket].get(key)
+        if op is not None:
+            return op[2]
         if txn is not None:
             return txn.get(key, db=self.dbs[bucket])
         with self.env.begin(db=self.dbs[bucket], buffers=False) as t:
@@ -160,36 +178,100 @@ class Backend:
                     break
                 yield k, v
 
-    def range_key_bucket(self, start: bytes, end: bytes, limit: int = 0) -> list[tuple[bytes, bytes]]:
-        """Items of the ``key`` bucket with start <= k < end in key order, the
-        pending (applied, not yet committed) changes merged over LMDB's: a
-        pending value replaces the committed one, a pending delete hides it.
-        At most ``limit`` items (0: all).  Event-loop thread, like :meth:`get`."""
-        pend = sorted((k[1], v) for k, v in self._pending.items()
-                      if k[0] == "key" and start <= k[1] < end)
-        out: list[tuple[bytes, bytes]] = []
-        i, n = 0, len(pend)
-        with self.env.begin(db=self.dbs["key"], buffers=False) as t:
-            cur = t.cursor()
-            more = cur.set_range(start)
-            while more or i < n:
-                if limit and len(out) >= limit:
-                    break
-                ck = cur.key() if more else None
-                if ck is not None and ck >= end:
-                    more, ck = False, None
-                if ck is None and i >= n:
-                    break
-                if i < n and (ck is None or pend[i][0] <= ck):
-                    pk, pv = pend[i]
-                    i += 1
-                    if ck == pk:
-                        more = cur.next()
-                    if pv is not None:
-                        out.append((pk, pv))
-                else:
-                    out.append((ck, cur.value()))
+    def _pending_keys(self, bucket: str) -> list[bytes]:
+        keys = self._sorted.get(bucket)
+        if keys is None:
+            keys = self._sorted[bucket] = sorted(self._pending[bucket])
+        return keys
+
+    def scan(self, bucket: str, start: bytes, end: bytes | None = None,
+             txn=None) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) of a bucket with start <= key < end (end None: no bound)
+        in key order, the pending (applied, not yet committed) changes merged
+        over LMDB's: a pending value replaces the committed one, a pending
+        delete hides it.  Event-loop thread, like :meth:`get`; consume it
+        before writing to the same bucket."""
+        if txn is None:
+            with self.env.begin(buffers=False) as t:
+                yield from self.scan(bucket, start, end, t)
+            return
+        d = self._pending[bucket]
+        keys, i, n = (), 0, 0
+        if d:
+            keys = self._pending_keys(bucket)
+            i = bisect_left(keys, start)
+            n = len(keys) if end is None else bisect_left(keys, end)
+        cur = txn.cursor(db=self.dbs[bucket])
+        if i >= n:   # nothing pending in range: LMDB's items as they are
+            if not cur.set_range(start):
+                return
+            if end is None:
+                yield from cur.iternext()
+                return
+            for k, v in cur.iternext():
+                if k >= end:
+                    return
+                yield k, v
+            return
+        more = cur.set_range(start)
+        while True:
+            ck = cur.key() if more else None
+            if ck is not None and end is not None and ck >= end:
+                ck, more = None, False
+            if i < n and (ck is None or keys[i] <= ck):
+                pk = keys[i]
+                i += 1
+                if pk == ck:
                     more = cur.next()
+                v = d[pk][2]
+                if v is not None:
+                    yield pk, v
+                continue
+            if ck is None:
+                return
+            yield ck, cur.value()
+            more = cur.next()
+
+    def last_in(self, bucket: str, lo: bytes, hi: bytes | None, txn=None):
+        """The greatest (key, value) of a bucket with lo <= key < hi (hi None:
+        no bound), pending changes merged as in :meth:`scan`; or None."""
+        if txn is None:
+            with self.env.begin(buffers=False) as t:
+                return self.last_in(bucket, lo, hi, t)
+        d = self._pending[bucket]
+        best = None
+        if d:
+            keys = self._pending_keys(bucket)
+            j = (len(keys) if hi is None else bisect_left(keys, hi)) - 1
+            while j >= 0 and keys[j] >= lo:
+                v = d[keys[j]][2]
+                if v is not None:
+                    best = (keys[j], v)
+                    break
+                j -= 1
+        cur = txn.cursor(db=self.dbs[bucket])
+        if hi is not None and cur.set_range(hi):
+            ok = cur.prev()
+        else:
+            ok = cur.last()
+        while ok:
+            k = cur.key()
+            if k < lo or (best is not None and k <= best[0]):
+                break
+            if k in d:   # a pending delete (a pending value would be ``best``)
+                ok = cur.prev()
+                continue
+            return k, cur.value()
+        return best
+
+    def range_key_bucket(self, start: bytes, end: bytes, limit: int = 0) -> list[tuple[bytes, bytes]]:
+        """Items of the ``key`` bucket in [start, end) (see :meth:`scan`), at
+        most ``limit`` of them (0: all)."""
+        out: list[tuple[bytes, bytes]] = []
+        for item in self.scan("key", start, end):
+            out.append(item)
+            if limit and len(out) >= limit:
+                break
         return out
 
     # ---- writer thread --------------------------------------------------------------
@@ -219,7 +301,12 @@ class Backend:
         t0 = time.monotonic()
         with self.env.begin(write=True) as txn:
             self._fill(txn, dbs, batch, results)
+            derived = 0
+            for name in DERIVED:
+                st = txn.stat(dbs[name])
+                derived += st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"]
             failpoint(BACKEND_BEFORE_COMMIT)
+        self._derived_bytes = derived * self._psize
         failpoint(BACKEND_AFTER_COMMIT)
         if self.on_commit is not None:
             self.on_commit(time.monotonic() - t0)
@@ -265,7 +352,8 @@ class Backend:
         worker thread; yields ``items(bucket, skip=None, end=None)``, which
         returns a fresh iterator of that bucket's (key, value) in key order
         (below ``end``; ``skip(bucket, key)`` drops entries) each time it is
-        called, all from the same view.  Nothing is loaded in memory."""
+        called, all from the same view, and ``items.get(bucket, key)`` looks one
+        up in it.  Nothing is loaded in memory."""
         with self._env_users, self.env.begin(buffers=False) as t:  # defrag waits for us
             dbs = self.dbs
 
@@ -275,6 +363,7 @@ class Backend:
                         return
                     if skip is None or not skip(bucket, k):
                         yield k, v
+            items.get = lambda bucket, key: t.get(key, db=dbs[bucket])
             yield items
 
     def defrag_copy(self) -> str:
@@ -366,12 +455,18 @@ class Backend:
         info = self.env.info()
         return (info["last_pgno"] + 1) * self.env.stat()["psize"]
 
+    def size_for_quota(self) -> int:
+        """The size the quota counts: the database file less the pages of
+        pyetcd's key index (etcd keeps its index in memory, outside the
+        quota; so the same data reaches the same quota on both)."""
+        return max(0, self.size() - self._derived_bytes)
+
     def size_in_use(self) -> int:
         """Bytes of pages holding live data (etcd's dbSizeInUse)."""
         psize = self.env.stat()["psize"]
         pages = 0
         with self.env.begin() as t:
-            for name in BUCKETS:
+            for name in ALL_DBS:
                 st = t.stat(self.dbs[name])
                 pages += st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"]
         return (pages + 2) * psize
@@ -404,3 +499,7 @@ class WriteTxn:
 
     def cursor(self, bucket: str):
         return self.txn.cursor(db=self.dbs[bucket])
+
+    def clear(self, bucket: str) -> None:
+        """Remove every item of ``bucket``."""
+        self.txn.drop(self.dbs[bucket], delete=False)

@@ -51,6 +51,7 @@ def normalise(text: str) -> str:
     text = re.sub(r"\b[0-9a-f]{15,16}\b", "LEASE", text)
     text = re.sub(r'"(ID|id|lease)":\d{6,}', r'"\1":LEASE', text)
     text = re.sub(r"remaining\(\d+s\)", "remaining(Ns)", text)
+    text = re.sub(r'"ttl":\d+', '"ttl":N', text)   # the remaining TTL: timing (granted-ttl stays)
     return text
 
 

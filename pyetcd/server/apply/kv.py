@@ -191,7 +191,7 @@ class KVApplier:
         if op.WhichOneof("request") != "request_put":
             return
         p = op.request_put
-        if (p.ignore_value or p.ignore_lease) and self.kv.index.get(p.key, self.kv.current_rev) is None:
+        if (p.ignore_value or p.ignore_lease) and self.kv.index.latest(p.key) is None:
             raise errors.KEY_NOT_FOUND()
         if p.lease and self.lessor.lookup(p.lease) is None:
             raise errors.LEASE_NOT_FOUND()

@@ -1,4 +1,6 @@
-"""The in-memory key index: key -> generations of revisions (pure).
+"""A reference model of the key index: etcd's in-memory keyIndex/treeIndex
+(key -> generations of revisions), which pyetcd's index in the backend
+(pyetcd/mvcc/index.py) must agree with; tests compare them.
 
 Each key's history is a list of *generations*.  A generation starts when the
 key is created and ends with a tombstone (its last revision); after a
@@ -16,8 +18,7 @@ Revisions are ints ``main << 32 | sub`` (see revision.py).
 """
 from __future__ import annotations
 
-from .revision import SUB_BITS
-from .sorted_keys import SortedKeys
+from pyetcd.mvcc.revision import SUB_BITS
 
 
 class Generation:
@@ -160,11 +161,10 @@ class KeyIndex:
 class TreeIndex:
     """All keys' KeyIndex objects, ordered by key."""
 
-    __slots__ = ("_map", "_keys")
+    __slots__ = ("_map",)
 
     def __init__(self):
         self._map: dict[bytes, KeyIndex] = {}
-        self._keys = SortedKeys()
 
     def __len__(self) -> int:
         return len(self._map)
@@ -177,7 +177,6 @@ class TreeIndex:
         if ki is None:
             ki = KeyIndex(key)
             self._map[key] = ki
-            self._keys.add(key)
         ki.put(r)
 
     def tombstone(self, key: bytes, r: int) -> bool:
@@ -199,7 +198,6 @@ class TreeIndex:
                 return
             ki = KeyIndex(key)
             self._map[key] = ki
-            self._keys.add(key)
             g = ki.generations[-1]
             g.created = created_main << SUB_BITS
             g.ver = version
@@ -227,8 +225,9 @@ class TreeIndex:
                 yield ki
             return
         m = self._map
-        for k in self._keys.irange(key, end or None):
-            yield m[k]
+        for k in sorted(m):
+            if k >= key and (not end or k < end):
+                yield m[k]
 
     def revisions(self, key: bytes, end: bytes | None, at_main: int, limit: int):
         """([(key, revision)...] up to limit (0: all), total count)."""
@@ -259,7 +258,6 @@ class TreeIndex:
                 empty.append(key)
         for key in empty:
             del self._map[key]
-            self._keys.remove(key)
         return keep
 
     def keep(self, at_main: int) -> set[int]:
