@@ -117,9 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         log.warning(w)
     os.makedirs(cfg.data_dir_path, mode=0o700, exist_ok=True)
     try:
-        import uvloop  # optional: the fast event loop
+        import uvloop  # a dependency on Linux: the fast event loop
         runner = uvloop.run
-    except ImportError:
+    except ImportError:   # a platform uvloop does not support
+        log.warning("uvloop is not installed: running on asyncio's event loop (slower)")
         runner = asyncio.run
     profile_path = os.environ.get("PYETCD_PROFILE")
     if profile_path:  # developer aid: cProfile the whole member, stats dumped at exit

@@ -151,3 +151,12 @@ def test_services_match_etcd(descriptors):
             assert (_short(om.input_type), _short(om.output_type), om.client_streaming,
                     om.server_streaming) == (_short(m.input_type), _short(m.output_type),
                                              m.client_streaming, m.server_streaming), f"{name}/{m.name}"
+
+
+def test_fast_runtimes_are_installed():
+    """The README's install gets the fast path: protobuf's upb runtime (not
+    the pure-Python one) and, on Linux, uvloop (pyetcd.main runs on it)."""
+    from google.protobuf.internal import api_implementation
+    assert api_implementation.Type() == "upb"
+    if sys.platform.startswith("linux"):
+        import uvloop  # noqa: F401
