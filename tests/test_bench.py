@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import disk, etcdbench
+from bench import disk, etcdbench, floor
+from bench.servers import FLOOR_WORKLOADS
 from bench.hdr import Histogram
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,9 +120,15 @@ def test_check_disk_prints_percentiles_and_a_verdict(tmp_path):
     assert p.returncode != 0 and "no such directory" in p.stderr and "Traceback" not in p.stderr
 
 
+def test_floor_has_the_grpc_options_of_pyetcds_client_port():
+    from pyetcd.api.serving import grpc_options
+    from pyetcd.server.config import parse_args
+    assert floor.grpc_options() == grpc_options(parse_args([]))
+
+
 def test_smoke_run_side_by_side_with_etcd(tmp_path):
     out = tmp_path / "report"
-    p = subprocess.run([sys.executable, "-m", "bench", "run", "--servers", "pyetcd,etcd3.5",
+    p = subprocess.run([sys.executable, "-m", "bench", "run", "--servers", "pyetcd,etcd3.5,floor",
                         "--members", "1", "--profile", "smoke", "--out", str(out),
                         "--disk-dir", str(tmp_path)],
                        capture_output=True, text=True, timeout=900, cwd=ROOT)
@@ -131,9 +138,11 @@ def test_smoke_run_side_by_side_with_etcd(tmp_path):
     assert meta["kind"] == "meta" and meta["profile"] == "smoke"
     loads = [r for r in records if r["kind"] == "load"]
     rows = {r["row"] for r in loads}
-    for server in ("pyetcd", "etcd3.5"):
+    for server in ("pyetcd", "etcd3.5", "floor"):
         mine = [r for r in loads if r["server"] == server]
-        assert {r["row"] for r in mine} == rows
+        assert {r["row"] for r in mine} == (
+            rows if server != "floor" else
+            {r["row"] for r in loads if r["workload"] in FLOOR_WORKLOADS})
         for r in mine:
             assert r["requests"] > 0 and r["errors"] == 0, (server, r["row"], r["error_kinds"])
             assert r["latency"]["p99_ms"] > 0 and r["server_cpu_s"] >= 0
@@ -151,7 +160,7 @@ def test_smoke_run_side_by_side_with_etcd(tmp_path):
     p = subprocess.run([sys.executable, "-m", "bench", "report", str(out), "--summary"],
                        capture_output=True, text=True, timeout=120, cwd=ROOT)
     summary = p.stdout.splitlines()
-    assert p.returncode == 0 and summary[0].endswith("| pyetcd/etcd3.5 |")
+    assert p.returncode == 0 and summary[0].endswith("| pyetcd/etcd3.5 | pyetcd/floor |")
     assert len(summary) == 2 + len(rows)
 
 
