@@ -45,10 +45,10 @@ def datascale(server: str, members: int, keys: int, procs=None, progress=None) -
                        conns=min(clients, 100), clients=clients, total=keys, procs=procs,
                        progress=progress)
         load_s = time.monotonic() - t0
-        rss1 = dep.rss_bytes()
+        rss1, anon1 = dep.rss_bytes(), dep.rss_bytes("RssAnon")
         db = dep.db_sizes()
         restart = dep.restart_seconds()
-        rss2 = dep.rss_bytes()
+        rss2, anon2 = dep.rss_bytes(), dep.rss_bytes("RssAnon")
     mb = 2 ** 20
     return {"kind": "datascale", "keys": keys, "clients": clients, "load_s": round(load_s, 1),
             "load_rps": res["rps"], "errors": res["errors"], "error_kinds": res["error_kinds"],
@@ -56,4 +56,6 @@ def datascale(server: str, members: int, keys: int, procs=None, progress=None) -
             "rss_after_mb": [round(b / mb, 1) for b in rss1],
             "rss_added_mb": round(max(a - b for a, b in zip(rss1, rss0)) / mb, 1),
             "db_mb": [round(b / mb, 1) for b in db], "restart_s": round(restart, 2),
-            "rss_after_restart_mb": [round(b / mb, 1) for b in rss2]}
+            "rss_after_restart_mb": [round(b / mb, 1) for b in rss2],
+            "anon_after_mb": [round(b / mb, 1) for b in anon1],
+            "anon_after_restart_mb": [round(b / mb, 1) for b in anon2]}

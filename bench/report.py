@@ -186,6 +186,13 @@ def check_perf_table(recs: list[dict]) -> list[str]:
     return out
 
 
+def _anon(rs: list[dict]) -> str:
+    """Anonymous (private) RSS: without the mapped database file's pages."""
+    a = _med([max(r["anon_after_mb"]) for r in rs if r.get("anon_after_mb")])
+    b = _med([max(r["anon_after_restart_mb"]) for r in rs if r.get("anon_after_restart_mb")])
+    return f"{_fmt(a)} / {_fmt(b)}" if a is not None else "-"
+
+
 def datascale_table(recs: list[dict]) -> list[str]:
     rows = [r for r in recs if r["kind"] == "datascale"]
     if not rows:
@@ -194,8 +201,9 @@ def datascale_table(recs: list[dict]) -> list[str]:
     for r in rows:
         by[(r["members"], r["keys"], r["server"])].append(r)
     out = ["| members | keys | server | load puts/s | RSS added MB (max member) | db MB "
-           "| restart to serving s | RSS after restart MB | runs: load puts/s; restart s |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "| restart to serving s | RSS after restart MB | anon RSS after load / restart MB "
+           "| runs: load puts/s; restart s |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for key in sorted(by):
         rs = by[key]
         out.append(
@@ -204,7 +212,7 @@ def datascale_table(recs: list[dict]) -> list[str]:
             f"{_fmt(_med([max(r['db_mb']) for r in rs]))} | "
             f"{_fmt(_med([r['restart_s'] for r in rs]))} | "
             f"{_fmt(_med([max(r['rss_after_restart_mb']) for r in rs]))} | "
-            f"{', '.join(_fmt(r['load_rps']) for r in rs)}; "
+            f"{_anon(rs)} | {', '.join(_fmt(r['load_rps']) for r in rs)}; "
             f"{', '.join(_fmt(r['restart_s'], 2) for r in rs)} |")
     return out
 
@@ -378,7 +386,8 @@ def write_report(out: Path) -> Path:
         *[f"- rerun: {_rerun_what(r)} by `{r['command']}` at `{r['commit']}` "
           f"({r['date']}), merged in place of the first run's" for r in recs
           if r["kind"] == "rerun"],
-        "", "## Load (req/s, p99 latency, server CPU seconds per 1,000 requests)", "", *lt, "",
+        *(["", "## Load (req/s, p99 latency, server CPU seconds per 1,000 requests)", "", *lt]
+          if len(lt) > 2 else []), "",
     ]
     for img in made:
         text += [f"![{img}]({img})", ""]

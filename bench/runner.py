@@ -110,7 +110,8 @@ def git_commit() -> str:
         out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
                              text=True, timeout=10).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--",
-                                "pyetcd", "bench", "cli"], capture_output=True, text=True,
+                                "pyetcd", "bench", "cli", ":(exclude)bench/results"],
+                               capture_output=True, text=True,
                                timeout=10).stdout.strip()
         return out + ("-dirty" if dirty else "") if out else "unknown"
     except (OSError, subprocess.TimeoutExpired):

@@ -59,9 +59,11 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def proc_rss_bytes(pid: int) -> int:
+def proc_rss_bytes(pid: int, field: str = "VmRSS") -> int:
+    """Resident memory: VmRSS (all of it), or RssAnon (the process's own,
+    without the file pages it maps, like the database's mmap)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
     return 0
 
@@ -150,14 +152,15 @@ class Deployment:
                 pass
         return total
 
-    def rss_bytes(self) -> list[int]:
-        """Resident memory of each member (its process tree)."""
+    def rss_bytes(self, field: str = "VmRSS") -> list[int]:
+        """Resident memory of each member (its process tree); ``field``:
+        see proc_rss_bytes."""
         out = []
         for m in self.members:
             n = 0
             for pid in (_tree(m.pid) if m.pid else []):
                 try:
-                    n += proc_rss_bytes(pid)
+                    n += proc_rss_bytes(pid, field)
                 except OSError:   # the process exited since it was listed
                     pass
             out.append(n)
