@@ -56,20 +56,12 @@ class Handlers(grpc.GenericRpcHandler):
 
 
 def grpc_options() -> list[tuple[str, int]]:
-    """pyetcd's client-port options with default flags (bench/ drives the
-    wire only, so they are restated; tests/test_bench.py checks they agree)."""
-    return [
-        ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-        ("grpc.max_send_message_length", 2**31 - 1),
-        ("grpc.max_concurrent_streams", 2**31 - 1),
-        ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
-        ("grpc.http2.min_ping_interval_without_data_ms", 5000),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.max_ping_strikes", 0),
-        ("grpc.keepalive_time_ms", 2 * 3600 * 1000),
-        ("grpc.keepalive_timeout_ms", 20 * 1000),
-        ("grpc.so_reuseport", 0),
-    ]
+    """pyetcd's client-port options with default flags (the one place bench/
+    imports the server's layers: the floor must pay exactly what pyetcd's
+    gRPC server pays, tests/test_layers.py lists the exception)."""
+    from pyetcd.api.serving import grpc_options as pyetcd_options   # noqa: PLC0415
+    from pyetcd.server.config import parse_args   # noqa: PLC0415
+    return pyetcd_options(parse_args([]))
 
 
 async def serve(listen: str, member_id: int) -> None:

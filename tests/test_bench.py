@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import disk, etcdbench, floor
+from bench import disk, etcdbench
 from bench.servers import FLOOR_WORKLOADS
 from bench.hdr import Histogram
 
@@ -118,12 +118,6 @@ def test_check_disk_prints_percentiles_and_a_verdict(tmp_path):
     p = subprocess.run([*ctl, "check", "disk", "--data-dir", str(tmp_path / "nope")],
                        capture_output=True, text=True)
     assert p.returncode != 0 and "no such directory" in p.stderr and "Traceback" not in p.stderr
-
-
-def test_floor_has_the_grpc_options_of_pyetcds_client_port():
-    from pyetcd.api.serving import grpc_options
-    from pyetcd.server.config import parse_args
-    assert floor.grpc_options() == grpc_options(parse_args([]))
 
 
 def test_smoke_run_side_by_side_with_etcd(tmp_path):
