@@ -4,6 +4,7 @@
     python -m bench load put --endpoints 127.0.0.1:2379 --clients 100 --conns 10 --time 10s
     python -m bench disk --dir /var/lib/etcd --time 10s
     python -m bench report DIR
+    python -m bench profile --server pyetcd --row "put c=256" --seconds 15 --out DIR
 
 ``run`` starts every server itself (temp dirs, loopback, stopped by PID,
 also on Ctrl-C); ``load`` and ``disk`` measure what you point them at.
@@ -89,7 +90,26 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("dir")
     rp.add_argument("--summary", action="store_true",
                     help="print the brief load table (medians, pyetcd/etcd) instead")
+    pf = sub.add_parser("profile", help="py-spy on every server process under one load row")
+    pf.add_argument("--server", default="pyetcd")
+    pf.add_argument("--members", type=int, default=1)
+    pf.add_argument("--row", required=True, help="a load row's name, e.g. 'put c=256'")
+    pf.add_argument("--seconds", type=float, default=15.0)
+    pf.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
+    pf.add_argument("--rate-guess", type=int, default=4000,
+                    help="requests/s to size etcd-benchmark's --total by")
+    pf.add_argument("--etcd-benchmark", help="drive the load with etcd's benchmark tool")
+    pf.add_argument("--native", action="store_true", help="py-spy --native (C frames too)")
+    pf.add_argument("--out", required=True)
     return p
+
+
+def cmd_profile(a) -> int:
+    from .profile import profile   # noqa: PLC0415
+    profile(a.server, a.members, a.row, a.seconds, Path(a.out), tool=a.etcd_benchmark,
+            rate=a.rate, rate_guess=a.rate_guess, native=a.native)
+    print(f"summary: {Path(a.out) / 'summary.md'}")
+    return 0
 
 
 def cmd_run(a) -> int:
@@ -159,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_load(a)
         if a.cmd == "disk":
             return cmd_disk(a)
+        if a.cmd == "profile":
+            return cmd_profile(a)
         from .report import write_report   # noqa: PLC0415
         if a.summary:
             from .report import load, summary_table   # noqa: PLC0415

@@ -199,3 +199,22 @@ def test_interrupt_stops_every_server_it_started(tmp_path, sig):
         for q in _tree(p.pid):
             os.kill(q, 9)
         p.kill()
+
+
+def test_profile_summary_attributes_samples_to_layers():
+    from bench.profile import parse_folded, summarize
+    folded = "\n".join([
+        "thread (0x1);main (/x/pyetcd/main.py:10);put (/x/pyetcd/mvcc/kvstore.py:5) 30",
+        "thread (0x1);main (/x/pyetcd/main.py:10);_run (/usr/lib/python3.11/asyncio/events.py:80)"
+        ";_call (/s/site-packages/grpc/aio/_call.py:7) 50",
+        "thread (0x2);_fill (/x/pyetcd/storage/backend.py:9);put (/s/site-packages/lmdb/cffi.py:1) 20",
+        "garbage line",
+    ])
+    s = summarize(parse_folded(folded))
+    assert s["samples"] == 100
+    own = dict(s["own_by_layer"])
+    assert own == {"grpc": 50.0, "pyetcd.mvcc": 30.0, "lmdb": 20.0}
+    incl = dict(s["inclusive_by_layer"])
+    assert incl["pyetcd.main"] == 80.0 and incl["asyncio/uvloop"] == 50.0
+    assert incl["pyetcd.storage"] == 20.0
+    assert s["top_own"][0] == ("_call (site-packages/grpc/aio/_call.py)", 50.0)

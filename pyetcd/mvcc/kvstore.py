@@ -102,16 +102,16 @@ class KVStore:
         if rev < self.compact_main_rev:
             raise CompactedError()
         backend = self.backend
-        with backend.read_txn() as t:
-            if count_only:
-                return RangeResult([], self.index.count(key, end, rev, cur, t), cur)
-            revs, total = self.index.revisions(key, end, rev, cur, limit, t)
-            if not revs:
-                return RangeResult([], total, cur)
-            get = backend.get
-            to_bytes = R.to_bytes
-            parse = KeyValue.FromString
-            kvs = [parse(get(schema.KEY, to_bytes(r), t)) for r in revs]
+        t = backend.reader()
+        if count_only:
+            return RangeResult([], self.index.count(key, end, rev, cur, t), cur)
+        revs, total = self.index.revisions(key, end, rev, cur, limit, t)
+        if not revs:
+            return RangeResult([], total, cur)
+        get = backend.get
+        to_bytes = R.to_bytes
+        parse = KeyValue.FromString
+        kvs = [parse(get(schema.KEY, to_bytes(r), t)) for r in revs]
         return RangeResult(kvs, total, cur)
 
     def write(self) -> "WriteTxn":

@@ -85,6 +85,11 @@ class Backend:
         self._queue: deque = deque()
         self._cond = threading.Condition()
         self._closed = False
+        # the LMDB read transaction the reads of the owner thread share:
+        # opened on first use, dropped at every release() (so it is never
+        # older than a commit whose pending ops are gone)
+        self._rtxn = None
+        self._owner = threading.get_ident()   # the thread that reads (the event loop)
         self.on_commit = None  # called (writer thread) with each commit's seconds
         self.failed: BaseException | None = None
         self._thread = threading.Thread(target=self._writer, name="backend-writer", daemon=True)
@@ -142,6 +147,7 @@ class Backend:
 
     def release(self, ops: list) -> None:
         """Drop committed ops from the pending map (event-loop thread)."""
+        self.drop_reader()
         pending, srt = self._pending, self._sorted
         for op in ops:
             if isinstance(op, tuple):
@@ -152,18 +158,28 @@ class Backend:
                         srt.pop(op[0], None)
 
     # ---- reads (event-loop thread) --------------------------------------------------
+    def reader(self):
+        """The calling thread's shared LMDB read transaction (see _rtxn): what
+        reads without a ``txn`` of their own use; with the pending map over
+        it, it shows every applied change."""
+        t = self._rtxn
+        if t is not None and threading.get_ident() == self._owner:
+            return t
+        t = self.env.begin(buffers=False)
+        if threading.get_ident() == self._owner:
+            self._rtxn = t
+        return t   # another thread's: its own, gone with the last reference
+
+    def drop_reader(self) -> None:
+        t, self._rtxn = self._rtxn, None
+        if t is not None:
+            t.abort()
+
     def get(self, bucket: str, key: bytes, txn=None) -> bytes | None:
         op = self._pending[bucket].get(key)
         if op is not None:
             return op[2]
-        if txn is not None:
-            return txn.get(key, db=self.dbs[bucket])
-        with self.env.begin(db=self.dbs[bucket], buffers=False) as t:
-            return t.get(key)
-
-    def read_txn(self):
-        """An LMDB read transaction; use with :meth:`get` for many lookups."""
-        return self.env.begin(buffers=False)
+        return (txn or self.reader()).get(key, db=self.dbs[bucket])
 
     def iterate(self, bucket: str, start: bytes = b"", end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         """Committed items of a bucket in key order (start <= k < end).
@@ -192,9 +208,7 @@ class Backend:
         delete hides it.  Event-loop thread, like :meth:`get`; consume it
         before writing to the same bucket."""
         if txn is None:
-            with self.env.begin(buffers=False) as t:
-                yield from self.scan(bucket, start, end, t)
-            return
+            txn = self.reader()
         d = self._pending[bucket]
         keys, i, n = (), 0, 0
         if d:
@@ -236,8 +250,7 @@ class Backend:
         """The greatest (key, value) of a bucket with lo <= key < hi (hi None:
         no bound), pending changes merged as in :meth:`scan`; or None."""
         if txn is None:
-            with self.env.begin(buffers=False) as t:
-                return self.last_in(bucket, lo, hi, t)
+            txn = self.reader()
         d = self._pending[bucket]
         best = None
         if d:
@@ -397,6 +410,7 @@ class Backend:
         on the thread that does the reads (the event loop) so no reader sees
         the swap, then the writer resumes."""
         try:
+            self.drop_reader()
             self.env.close()
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
@@ -476,6 +490,7 @@ class Backend:
             self._closed = True
             self._cond.notify()
         self._thread.join()
+        self.drop_reader()
         self.env.close()
 
 
