@@ -62,7 +62,56 @@ async def metrics_listener(cfg: Config, server):
     return http
 
 
-async def serve(cfg: Config) -> int:
+class Frontends:
+    """The member's front-end processes (``--frontends N``, api/relay.py):
+    started after its gRPC server, stopped (by the PIDs started here) before it."""
+
+    def __init__(self, cfg: Config, argv: list[str], table):
+        import tempfile
+        from pyetcd.api.relay import RelayHub
+        self.cfg, self.argv = cfg, argv
+        self.hub = RelayHub(table)
+        self.dir = tempfile.mkdtemp(prefix="pyetcd-relay-")
+        self.path = os.path.join(self.dir, "relay.sock")
+        self.procs: list = []
+        self.stopping = False
+
+    async def start(self) -> None:
+        import subprocess
+        await self.hub.listen(self.path)
+        for _ in range(self.cfg.frontends):
+            self.procs.append(subprocess.Popen(
+                [sys.executable, "-m", "pyetcd.frontend", "--relay", self.path, "--", *self.argv]))
+        loop = asyncio.get_running_loop()
+        for p in self.procs:
+            loop.create_task(self._watch(p))
+        log.info("started %d gRPC front-end processes (pids %s)", len(self.procs),
+                 ",".join(str(p.pid) for p in self.procs))
+
+    async def _watch(self, p) -> None:
+        code = await asyncio.get_running_loop().run_in_executor(None, p.wait)
+        if not self.stopping:
+            log.warning("gRPC front-end process %d exited (status %s); its clients reconnect "
+                        "to the others", p.pid, code)
+
+    async def stop(self) -> None:
+        import shutil
+        self.stopping = True
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        loop = asyncio.get_running_loop()
+        for p in self.procs:
+            try:
+                await asyncio.wait_for(loop.run_in_executor(None, p.wait), 5)
+            except TimeoutError:
+                p.kill()
+                await loop.run_in_executor(None, p.wait)
+        await self.hub.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+async def serve(cfg: Config, argv: list[str] | None = None) -> int:
     from pyetcd.offline import RestoreError
     from pyetcd.server.bootstrap import BootstrapError
     from pyetcd.server.server import EtcdServer
@@ -81,6 +130,7 @@ async def serve(cfg: Config) -> int:
         await server.stop()
         return 1
     await grpc_server.start()
+    fronts = None
     try:
         http = await metrics_listener(cfg, server)
     except (OSError, ValueError) as exc:
@@ -88,6 +138,9 @@ async def serve(cfg: Config) -> int:
         await grpc_server.stop(grace=0)
         await server.stop()
         return 1
+    if cfg.frontends > 0:
+        fronts = Frontends(cfg, argv or [], grpc_server.handler_table)
+        await fronts.start()
     log.info("ready to serve client requests; name=%s member-id=%x cluster-id=%x data-dir=%s "
              "listen-client-urls=%s version=%s (etcd API %s)", cfg.name, server.member_id,
              server.cluster_id, server.data_dir, ",".join(cfg.listen_client_urls), __version__,
@@ -98,6 +151,8 @@ async def serve(cfg: Config) -> int:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down%s", f" ({server.fatal})" if server.fatal else "")
+    if fronts is not None:
+        await fronts.stop()
     if http is not None:
         await http.stop()
     await grpc_server.stop(grace=1.0)
@@ -128,12 +183,12 @@ def main(argv: list[str] | None = None) -> int:
         prof = cProfile.Profile()
         prof.enable()
         try:
-            return runner(serve(cfg))
+            return runner(serve(cfg, argv))
         finally:
             prof.disable()
             prof.dump_stats(f"{profile_path}.{cfg.name}")
     try:
-        return runner(serve(cfg))
+        return runner(serve(cfg, argv))
     except ConfigError as exc:
         fail(str(exc))
     except OSError as exc:

@@ -46,6 +46,8 @@ ALLOWED = {
     "pyetcd.testing.inprocess": BASE | {"pyetcd.server", "pyetcd.api", "pyetcd.peer",
                                         "pyetcd.raft", "pyetcd.testing.procs"},
     "pyetcd.main": BASE | {"pyetcd.api", "pyetcd.server", "pyetcd.offline", "pyetcd.storage"},
+    # a member's gRPC front-end process: the same composition as the member's
+    "pyetcd.frontend": BASE | {"pyetcd.api", "pyetcd.server", "pyetcd.main"},
     "pyetcd.localcluster": TOOLS,
     "pyetcdctl": TOOLS | {"pyetcd.offline"},   # snapshot status/restore are offline tools
     "bench": TOOLS | {"jepsen_lite"},   # bench_linearizability times the checker

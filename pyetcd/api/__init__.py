@@ -10,27 +10,37 @@ from pyetcd.pb.etcdserverpb import rpc_pb2
 TRANSPORT_RECV_LIMIT = 64 * 1024 * 1024
 
 
-def register_services(grpc_server, server, max_recv: int) -> None:
+def services():
+    """The descriptors of every service the client port serves."""
+    from pyetcd.pb.v3electionpb import v3election_pb2
+    from pyetcd.pb.v3lockpb import v3lock_pb2
+    by_name = rpc_pb2.DESCRIPTOR.services_by_name
+    return [by_name["KV"], by_name["Maintenance"], by_name["Cluster"], by_name["Lease"],
+            by_name["Watch"], by_name["Auth"], v3lock_pb2.DESCRIPTOR.services_by_name["Lock"],
+            v3election_pb2.DESCRIPTOR.services_by_name["Election"]]
+
+
+def service_handlers(server, max_recv: int) -> list[tuple[object, dict]]:
+    """[(service descriptor, {method name: grpc handler})] of every service."""
     from .auth import AuthServicer
     from .cluster import ClusterServicer
-    from .common import register
+    from .common import method_handlers
+    from .election import ElectionServicer
     from .kv import KVServicer
     from .lease import LeaseServicer
+    from .lock import LockServicer
     from .maintenance import MaintenanceServicer
     from .watch import WatchServicer
-    from .lock import LockServicer
-    from .election import ElectionServicer
-    from pyetcd.pb.v3lockpb import v3lock_pb2
-    from pyetcd.pb.v3electionpb import v3election_pb2
+    servicers = {"KV": KVServicer, "Maintenance": MaintenanceServicer, "Cluster": ClusterServicer,
+                 "Lease": LeaseServicer, "Watch": WatchServicer, "Auth": AuthServicer,
+                 "Lock": LockServicer, "Election": ElectionServicer}
+    return [(d, method_handlers(d, servicers[d.name](server), max_recv)) for d in services()]
 
-    services = rpc_pb2.DESCRIPTOR.services_by_name
-    register(grpc_server, services["KV"], KVServicer(server), max_recv)
-    register(grpc_server, services["Maintenance"], MaintenanceServicer(server), max_recv)
-    register(grpc_server, services["Cluster"], ClusterServicer(server), max_recv)
-    register(grpc_server, services["Lease"], LeaseServicer(server), max_recv)
-    register(grpc_server, services["Watch"], WatchServicer(server), max_recv)
-    register(grpc_server, services["Auth"], AuthServicer(server), max_recv)
-    register(grpc_server, v3lock_pb2.DESCRIPTOR.services_by_name["Lock"], LockServicer(server),
-             max_recv)
-    register(grpc_server, v3election_pb2.DESCRIPTOR.services_by_name["Election"],
-             ElectionServicer(server), max_recv)
+
+def register_services(grpc_server, server, max_recv: int) -> list[tuple[object, dict]]:
+    """Every service on ``grpc_server``; returns service_handlers' table."""
+    from .common import register
+    table = service_handlers(server, max_recv)
+    for desc, handlers in table:
+        register(grpc_server, desc, handlers)
+    return table

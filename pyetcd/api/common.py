@@ -244,11 +244,12 @@ def _stream_decoder(cls):
     return decode
 
 
-def register(grpc_server, service_descriptor, servicer, max_recv: int) -> None:
-    """Register ``servicer`` for every method of the service.  Unary requests
-    arrive as bytes and are decoded by :func:`unary` (so an oversized or
-    malformed message gets grpc-go's status and text, as etcd returns them);
-    the gRPC transport limit is set higher than ``max_recv`` for that."""
+def method_handlers(service_descriptor, servicer, max_recv: int) -> dict:
+    """{method name: grpc handler} for every method of the service that
+    ``servicer`` implements.  Unary requests arrive as bytes and are decoded
+    by :func:`unary` (so an oversized or malformed message gets grpc-go's
+    status and text, as etcd returns them); the gRPC transport limit is set
+    higher than ``max_recv`` for that."""
     servicer._max_recv = max_recv
     servicer._request_types = {}
     metrics = servicer.s.metrics
@@ -280,5 +281,9 @@ def register(grpc_server, service_descriptor, servicer, max_recv: int) -> None:
             h = grpc.unary_unary_rpc_method_handler(fn, request_deserializer=None,
                                                     response_serializer=ser)
         handlers[m.name] = h
+    return handlers
+
+
+def register(grpc_server, service_descriptor, handlers: dict) -> None:
     grpc_server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(service_descriptor.full_name, handlers),))

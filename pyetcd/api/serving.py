@@ -15,8 +15,9 @@ from . import TRANSPORT_RECV_LIMIT, register_services
 log = logging.getLogger("pyetcd.api")
 
 
-def grpc_options(cfg: Config) -> list[tuple[str, int]]:
-    """Limits and keepalive policy matching etcd's gRPC server."""
+def grpc_options(cfg: Config, reuse_port: bool = False) -> list[tuple[str, int]]:
+    """Limits and keepalive policy matching etcd's gRPC server; ``reuse_port``
+    for a member with front-ends (they share its ports)."""
     return [
         ("grpc.max_receive_message_length", TRANSPORT_RECV_LIMIT),
         ("grpc.max_send_message_length", 2**31 - 1),
@@ -28,7 +29,7 @@ def grpc_options(cfg: Config) -> list[tuple[str, int]]:
         ("grpc.http2.max_ping_strikes", 0),
         ("grpc.keepalive_time_ms", 2 * 3600 * 1000),
         ("grpc.keepalive_timeout_ms", 20 * 1000),
-        ("grpc.so_reuseport", 0),
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
     ]
 
 
@@ -45,17 +46,28 @@ def listen_address(url: str) -> str:
 
 
 def client_server(cfg: Config, server) -> "grpc.aio.Server":
-    """The gRPC server on ``--listen-client-urls`` with every service."""
-    grpc_server = grpc.aio.server(options=grpc_options(cfg))
-    register_services(grpc_server, server, cfg.max_request_bytes + 512 * 1024)
+    """The gRPC server on ``--listen-client-urls`` with every service (the
+    handler table in its ``handler_table`` attribute, for the relay)."""
+    grpc_server = grpc.aio.server(options=grpc_options(cfg, cfg.frontends > 0))
+    table = register_services(grpc_server, server, cfg.max_request_bytes + 512 * 1024)
+    grpc_server.handler_table = table
     if (cfg.tls_min_version not in ("", "TLS1.2") or cfg.tls_max_version or cfg.cipher_suites) and \
             any(u.startswith("https") for u in cfg.listen_client_urls):
         log.warning("--tls-min-version/--tls-max-version/--cipher-suites apply to peer connections "
                     "only: gRPC's Python server has no setting for them on the client port")
+    bind(grpc_server, cfg)
+    return grpc_server
+
+
+def bind(grpc_server, cfg: Config, tcp_only: bool = False) -> None:
+    """Listen on ``--listen-client-urls`` (``tcp_only``: not the unix ones,
+    which front-ends cannot share)."""
     for url in cfg.listen_client_urls:
-        if urlsplit(url).scheme in ("https", "unixs"):
+        scheme = urlsplit(url).scheme
+        if tcp_only and scheme in ("unix", "unixs"):
+            continue
+        if scheme in ("https", "unixs"):
             from pyetcd.server.tls import server_credentials
             grpc_server.add_secure_port(listen_address(url), server_credentials(cfg))
         else:
             grpc_server.add_insecure_port(listen_address(url))
-    return grpc_server

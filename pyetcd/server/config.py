@@ -98,6 +98,7 @@ FLAGS: dict[str, tuple[object, object]] = {
     "metrics": (str, "basic"),
     "force-new-cluster": (bool, False),
     # pyetcd additions
+    "frontends": (int, 0),   # gRPC front-end processes (api/relay.py); 0: one process
     "watch-progress-notify-interval": (str, "10m"),
     "experimental-watch-progress-notify-interval": (str, "10m"),
     "experimental-compaction-batch-limit": (int, 1000),
@@ -246,6 +247,8 @@ def _validate(cfg: Config) -> None:
     if v["heartbeat-interval"] <= 0 or v["election-timeout"] < 5 * v["heartbeat-interval"]:
         raise ConfigError("--election-timeout[%dms] should be at least as 5 times as "
                           "--heartbeat-interval[%dms]" % (v["election-timeout"], v["heartbeat-interval"]))
+    if v["frontends"] < 0:
+        raise ConfigError(f'invalid value "{v["frontends"]}" for flag -frontends: must be >= 0')
     if v["quota-backend-bytes"] > 8 * 1024**3:
         cfg.warnings.append(
             f"quota-backend-bytes {v['quota-backend-bytes']} exceeds the maximum recommended "
