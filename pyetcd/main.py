@@ -66,15 +66,32 @@ class Frontends:
     """The member's front-end processes (``--frontends N``, api/relay.py):
     started after its gRPC server, stopped (by the PIDs started here) before it."""
 
-    def __init__(self, cfg: Config, argv: list[str], table):
+    def __init__(self, cfg: Config, argv: list[str], server):
+        import mmap
         import tempfile
-        from pyetcd.api.relay import RelayHub
-        self.cfg, self.argv = cfg, argv
-        self.hub = RelayHub(table)
+        from pyetcd.api.relay import STATE, RelayHub
+        self.cfg, self.argv, self.server = cfg, argv, server
+        self.hub = RelayHub(server.handler_table)
         self.dir = tempfile.mkdtemp(prefix="pyetcd-relay-")
         self.path = os.path.join(self.dir, "relay.sock")
+        # what the front-ends read of the member: its ids, its database, and
+        # (shared memory) the revision it has applied and its term
+        with open(os.path.join(self.dir, "member.json"), "w") as f:
+            json.dump({"member_id": server.member_id, "cluster_id": server.cluster_id,
+                       "db": server.db_path}, f)
+        state = os.path.join(self.dir, "state")
+        with open(state, "wb") as f:
+            f.write(b"\0" * STATE.size)
+        with open(state, "r+b") as f:
+            self.state = mmap.mmap(f.fileno(), STATE.size)
+        self._pack = STATE.pack_into
+        self._publish(server.kv.current_rev)
+        server.revision_listeners.append(self._publish)
         self.procs: list = []
         self.stopping = False
+
+    def _publish(self, rev: int) -> None:
+        self._pack(self.state, 0, rev, self.server.term)
 
     async def start(self) -> None:
         import subprocess
@@ -108,6 +125,8 @@ class Frontends:
                 p.kill()
                 await loop.run_in_executor(None, p.wait)
         await self.hub.close()
+        if self._publish in self.server.revision_listeners:
+            self.server.revision_listeners.remove(self._publish)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -139,7 +158,8 @@ async def serve(cfg: Config, argv: list[str] | None = None) -> int:
         await server.stop()
         return 1
     if cfg.frontends > 0:
-        fronts = Frontends(cfg, argv or [], grpc_server.handler_table)
+        server.handler_table = grpc_server.handler_table
+        fronts = Frontends(cfg, argv or [], server)
         await fronts.start()
     log.info("ready to serve client requests; name=%s member-id=%x cluster-id=%x data-dir=%s "
              "listen-client-urls=%s version=%s (etcd API %s)", cfg.name, server.member_id,

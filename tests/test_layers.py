@@ -47,7 +47,9 @@ ALLOWED = {
                                         "pyetcd.raft", "pyetcd.testing.procs"},
     "pyetcd.main": BASE | {"pyetcd.api", "pyetcd.server", "pyetcd.offline", "pyetcd.storage"},
     # a member's gRPC front-end process: the same composition as the member's
-    "pyetcd.frontend": BASE | {"pyetcd.api", "pyetcd.server", "pyetcd.main"},
+    # (and its local reads: the member's database, read-only)
+    "pyetcd.frontend": BASE | {"pyetcd.api", "pyetcd.server", "pyetcd.main", "pyetcd.mvcc",
+                               "pyetcd.storage"},
     "pyetcd.localcluster": TOOLS,
     "pyetcdctl": TOOLS | {"pyetcd.offline"},   # snapshot status/restore are offline tools
     "bench": TOOLS | {"jepsen_lite"},   # bench_linearizability times the checker

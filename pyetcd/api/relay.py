@@ -36,6 +36,8 @@ log = logging.getLogger("pyetcd.relay")
 
 CALL, SEND, HALF, CANCEL, MSG, END = 1, 2, 3, 4, 5, 6
 NO_TIMEOUT = 0xFFFFFFFF
+# the member's shared state file: the revision it has applied, its term
+STATE = struct.Struct(">QQ")
 _HEAD = struct.Struct(">IBI")
 _CALL = struct.Struct(">HI")
 _U8, _U16 = struct.Struct(">B"), struct.Struct(">H")

@@ -225,3 +225,31 @@ class WriteTxn:
             for fn in store.listeners:
                 fn(self.changes, store.current_rev)
         return store.current_rev
+
+
+class ViewStore(KVStore):
+    """The store as another process sees it in a read-only backend
+    (storage.backend.ReadOnlyBackend): :meth:`refresh` inside each of the
+    backend's views reads the current and compacted revisions of that view."""
+
+    def __init__(self, backend):   # noqa: D107 - nothing to restore: read-only
+        self.backend = backend
+        self.lessor = None
+        self.index = KeyIndex(backend)
+        self.current_rev = 1
+        self.compact_main_rev = -1
+        self.listeners = []
+
+    def refresh(self) -> int:
+        """Read this view's revisions; returns the current one."""
+        b = self.backend
+        last = b.last_in(schema.KEY, b"", None)
+        last_main = R.main_of(R.from_bytes(last[0])[0]) if last else 0
+        sched = b.get(schema.META, schema.SCHEDULED_COMPACT_REV)
+        sched_main = R.main_of(R.from_bytes(sched)[0]) if sched else -1
+        self.current_rev = max(last_main, sched_main, 1)
+        self.compact_main_rev = sched_main
+        return self.current_rev
+
+    def write(self):
+        raise TypeError("read-only store")

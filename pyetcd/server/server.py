@@ -103,6 +103,9 @@ class EtcdServer:
                                alarm=pb.NOSPACE)),
                            has_alarm=lambda: self.alarms.has(pb.NOSPACE))
         take_over_etcd_data(cfg)
+        # fn(revision) whenever the store's revision changes (applied, or a
+        # snapshot installed): the front-ends' view of what is applied
+        self.revision_listeners: list = []
         self.stores: Stores = self._open_stores(None)
         self.applied_index, self.term = self.kv.consistent_index()
         self.watch_hub = WatchHub(self.kv)
@@ -138,11 +141,18 @@ class EtcdServer:
         stores = open_stores(self.cfg, self.db_path, on_commit=self.metrics.backend_commit.observe,
                              clock=self.clock, previous=previous)
         self.stores = stores
+        stores.kv.listeners.append(self._revision_changed)
+        for fn in self.revision_listeners:
+            fn(stores.kv.current_rev)
         self.applier = apply_layer.build(stores, self.quota)
         self.reader = apply_layer.KVApplier(stores.kv, stores.lessor)  # locally served reads
         if previous is not None:
             self.watch_hub.attach(stores.kv)
         return stores
+
+    def _revision_changed(self, changes, rev: int) -> None:
+        for fn in self.revision_listeners:
+            fn(rev)
 
     # the current state (replaced by a snapshot install)
     backend = property(lambda self: self.stores.backend)

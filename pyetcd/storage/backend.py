@@ -518,3 +518,60 @@ class WriteTxn:
     def clear(self, bucket: str) -> None:
         """Remove every item of ``bucket``."""
         self.txn.drop(self.dbs[bucket], delete=False)
+
+
+class ReadOnlyBackend(Backend):
+    """Another process's view of a member's backend (a gRPC front-end's,
+    api/relay.py): LMDB opened read-only (LMDB serves many reader
+    processes), no writer, nothing pending.  Reads use the transaction of
+    the current :meth:`view`, which shows what the member has committed."""
+
+    def __init__(self, path: str):   # noqa: D107 - no writer thread, unlike Backend
+        self.path = path
+        self._pending = {name: {} for name in ALL_DBS}
+        self._sorted = {}
+        self._rtxn = None
+        self._owner = threading.get_ident()
+        self._open_ro()
+
+    def _open_ro(self) -> None:
+        self.env = lmdb.open(self.path, subdir=False, readonly=True, lock=True,
+                             max_dbs=len(ALL_DBS) + 2, readahead=False, max_readers=256)
+        self.dbs = {name: self.env.open_db(name.encode(), create=False) for name in ALL_DBS}
+        self._ino = os.stat(self.path).st_ino
+
+    @contextlib.contextmanager
+    def view(self):
+        """One read transaction for the reads inside the block; the database
+        is reopened first when the member replaced its file (defragment,
+        snapshot install)."""
+        try:
+            ino = os.stat(self.path).st_ino
+        except FileNotFoundError:   # mid-swap: the old file still serves
+            ino = self._ino
+        if ino != self._ino:
+            self.env.close()
+            self._open_ro()
+        t = self.env.begin(buffers=False)
+        self._rtxn = t
+        try:
+            yield t
+        finally:
+            self._rtxn = None
+            t.abort()
+
+    def reader(self):
+        if self._rtxn is None:
+            raise RuntimeError("ReadOnlyBackend: read outside a view()")
+        return self._rtxn
+
+    def put(self, bucket, key, value):   # noqa: D102
+        raise TypeError("read-only backend")
+
+    delete = schedule = put
+
+    def commit(self):
+        raise TypeError("read-only backend")
+
+    def close(self) -> None:
+        self.env.close()
