@@ -126,11 +126,19 @@ async def run(relay_path: str, argv: list[str]) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    async def report() -> None:   # the member's gRPC metrics count what we answer
+        sent = 0
+        while True:
+            await asyncio.sleep(1.0)
+            relay.report(local.served - sent)
+            sent = local.served
+    reporter = loop.create_task(report())
     waiters = [loop.create_task(stop.wait()), loop.create_task(relay.lost.wait())]
     await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     for w in waiters:
         w.cancel()
     await server.stop(grace=0.5)
+    reporter.cancel()
     log.info("gRPC front-end %d stopped: %d ranges served here, %d relayed to the member",
              os.getpid(), local.served, local.relayed)
     return 0

@@ -71,7 +71,7 @@ class Frontends:
         import tempfile
         from pyetcd.api.relay import STATE, RelayHub
         self.cfg, self.argv, self.server = cfg, argv, server
-        self.hub = RelayHub(server.handler_table)
+        self.hub = RelayHub(server.handler_table, on_stats=self._count_ranges)
         self.dir = tempfile.mkdtemp(prefix="pyetcd-relay-")
         self.path = os.path.join(self.dir, "relay.sock")
         # what the front-ends read of the member: its ids, its database, and
@@ -89,6 +89,13 @@ class Frontends:
         server.revision_listeners.append(self._publish)
         self.procs: list = []
         self.stopping = False
+
+    def _count_ranges(self, n: int) -> None:
+        """Ranges a front-end answered itself, in grpc_server_*_total."""
+        m = self.server.metrics
+        key = ("unary", "etcdserverpb.KV", "Range")
+        m.grpc_started[key] = m.grpc_started.get(key, 0) + n
+        m.grpc_handled[key + ("OK",)] = m.grpc_handled.get(key + ("OK",), 0) + n
 
     def _publish(self, rev: int) -> None:
         self._pack(self.state, 0, rev, self.server.term)

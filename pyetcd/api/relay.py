@@ -19,7 +19,10 @@ Frames (both ways): ``>IBI`` (length of the rest, type, call id), then by type
   ``>H`` value length, value), ``>H`` length of the client certificate's
   CN, the CN, then the request (empty for a client-streaming call);
 - SEND: a client stream's next message; HALF: the client stream ended;
-  CANCEL: the client went away;
+  CANCEL: the client went away; ACK: ``>I`` response messages of a stream
+  the client has taken (the member keeps at most ``WINDOW`` unacknowledged);
+  STATS (call id 0): ``>I`` ranges the front-end answered itself since the
+  last STATS (counted in the member's gRPC metrics);
 - MSG: a response message; END: ``>B`` status code, the details (utf-8).
 """
 from __future__ import annotations
@@ -34,7 +37,10 @@ from . import services
 
 log = logging.getLogger("pyetcd.relay")
 
-CALL, SEND, HALF, CANCEL, MSG, END = 1, 2, 3, 4, 5, 6
+CALL, SEND, HALF, CANCEL, MSG, END, ACK, STATS = 1, 2, 3, 4, 5, 6, 7, 8
+# a streaming call's responses the member sends ahead of the client (then it
+# waits for ACKs: grpc's flow control, carried across the relay)
+WINDOW = 32
 NO_TIMEOUT = 0xFFFFFFFF
 # the member's shared state file: the revision it has applied, its term
 STATE = struct.Struct(">QQ")
@@ -200,11 +206,12 @@ class _Stream:
 class RelayHub:
     """The member's end: a unix-socket server for its front-ends."""
 
-    def __init__(self, table):
+    def __init__(self, table, on_stats=None):
         by_path = {f"/{d.full_name}/{name}": h for d, hs in table for name, h in hs.items()}
         self.handlers = [by_path.get(path) for path, _ in METHODS]
         self.server = None
         self.conns: set = set()
+        self.on_stats = on_stats   # fn(ranges answered by a front-end)
 
     async def listen(self, path: str) -> None:
         loop = asyncio.get_running_loop()
@@ -225,6 +232,7 @@ class _HubConn(FrameConn):
         self.hub = hub
         self.calls: dict[int, asyncio.Task] = {}
         self.streams: dict[int, _Stream] = {}
+        self.credits: dict[int, list] = {}   # call id -> [messages it may send, event]
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
@@ -239,6 +247,17 @@ class _HubConn(FrameConn):
             t.cancel()
         self.calls.clear()
         self.streams.clear()
+        self.credits.clear()
+
+    async def _send_streamed(self, cid: int, data: bytes) -> None:
+        c = self.credits.get(cid)
+        if c is None:
+            c = self.credits[cid] = [WINDOW, asyncio.Event()]
+        while c[0] <= 0:
+            c[1].clear()
+            await c[1].wait()
+        c[0] -= 1
+        self.send(frame(MSG, cid, data))
 
     def _frame(self, kind: int, cid: int, body: memoryview) -> None:
         if kind == CALL:
@@ -263,15 +282,25 @@ class _HubConn(FrameConn):
             st = self.streams.get(cid)
             if st is not None:
                 st.queue.put_nowait(None)
+        elif kind == ACK:
+            c = self.credits.get(cid)
+            if c is not None:
+                c[0] += int.from_bytes(body[:4], "big")
+                c[1].set()
         elif kind == CANCEL:
             t = self.calls.pop(cid, None)
             self.streams.pop(cid, None)
+            self.credits.pop(cid, None)
             if t is not None:
                 t.cancel()
+        elif kind == STATS:
+            if self.hub.on_stats is not None:
+                self.hub.on_stats(int.from_bytes(body[:4], "big"))
 
     def _end(self, cid: int, code=grpc.StatusCode.OK, details: str = "") -> None:
         self.calls.pop(cid, None)
         self.streams.pop(cid, None)
+        self.credits.pop(cid, None)
         self.send(frame(END, cid, _U8.pack(_CODE_INDEX[code]) + details.encode()))
 
     async def _call(self, cid: int, handler, payload: bytes, ctx: RelayContext) -> None:
@@ -281,12 +310,13 @@ class _HubConn(FrameConn):
                 handler.request_deserializer(payload)
             if handler.response_streaming:
                 async for item in handler.unary_stream(req, ctx):
-                    self.send(frame(MSG, cid, ser(item)))
+                    await self._send_streamed(cid, ser(item))
             else:
                 resp = await handler.unary_unary(req, ctx)
                 self.send(frame(MSG, cid, ser(resp)))
         except asyncio.CancelledError:
             self.calls.pop(cid, None)
+            self.credits.pop(cid, None)
             raise
         except grpc.aio.AbortError:
             self._end(cid, ctx._code or grpc.StatusCode.UNKNOWN, ctx._details)
@@ -305,12 +335,13 @@ class _HubConn(FrameConn):
         try:
             if handler.response_streaming:
                 async for item in handler.stream_stream(st.__aiter__(), ctx):
-                    self.send(frame(MSG, cid, ser(item)))
+                    await self._send_streamed(cid, ser(item))
             else:
                 resp = await handler.stream_unary(st.__aiter__(), ctx)
                 self.send(frame(MSG, cid, ser(resp)))
         except asyncio.CancelledError:
             self.calls.pop(cid, None)
+            self.credits.pop(cid, None)
             raise
         except grpc.aio.AbortError:
             self._end(cid, ctx._code or grpc.StatusCode.UNKNOWN, ctx._details)
@@ -392,6 +423,11 @@ class RelayClient:
         self.conn.send(frame(CALL, cid, call_body(method, context.time_remaining(), md, cn, request)))
         return cid, p
 
+    def report(self, ranges: int) -> None:
+        """Tell the member how many ranges this front-end answered itself."""
+        if ranges and self.conn is not None and not self.conn.closed:
+            self.conn.send(frame(STATS, 0, ranges.to_bytes(4, "big")))
+
     def _cancel(self, cid: int) -> None:
         if self.calls.pop(cid, None) is not None and self.conn is not None:
             self.conn.send(frame(CANCEL, cid))
@@ -419,6 +455,8 @@ class RelayClient:
                     kind_, a, b = await p.queue.get()
                     if kind_ == MSG:
                         yield a
+                        if cid in self.calls:
+                            self.conn.send(frame(ACK, cid, b"\x00\x00\x00\x01"))
                         continue
                     if a is not grpc.StatusCode.OK:
                         await context.abort(a, b)

@@ -71,7 +71,7 @@ def test_every_connection_sees_the_writes_before_it(member, etcdctl35):
         assert f'"Count" : {i + 1}\n' in n.stdout, (i, n.stdout, n.stderr)
 
 
-def test_streams_errors_and_auth_through_every_process(member, etcdctl35):
+def test_streams_errors_and_auth_through_every_process(member, etcdctl35, tmp_path):
     # watches on several connections all see one put
     watchers = [subprocess.Popen(
         [etcdctl35, f"--endpoints={member.endpoint}", "watch", "/fe/w"],
@@ -100,6 +100,13 @@ def test_streams_errors_and_auth_through_every_process(member, etcdctl35):
     assert _ctl(etcdctl35, member, "put", "/fe/l", "x", f"--lease={lease}").returncode == 0
     ttl = _ctl(etcdctl35, member, "lease", "timetolive", lease, "--keys")
     assert "attached keys([/fe/l])" in ttl.stdout, ttl.stdout
+    # snapshots stream through (the relay's flow control), each one whole
+    for i in range(3):
+        path = tmp_path / f"snap{i}.db"
+        r = _ctl(etcdctl35, member, "snapshot", "save", str(path))
+        assert r.returncode == 0 and "Snapshot saved" in r.stdout + r.stderr, r.stderr
+        st = _ctl(etcdctl35, member, "snapshot", "status", str(path), "-w", "json")
+        assert '"totalKey"' in st.stdout, st.stdout + st.stderr
     # etcd's errors, whichever process answers
     for _ in range(4):
         e = _ctl(etcdctl35, member, "put", "", "x")
