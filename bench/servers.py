@@ -158,6 +158,24 @@ class Deployment:
                 out += _tree(m.pid)
         return out
 
+    def cpu_split(self) -> tuple[float, float]:
+        """(CPU seconds of the member processes, of their helper processes:
+        a pyetcd member's gRPC front-ends)."""
+        own = helpers = 0.0
+        for m in self.members:
+            if m.pid is None:
+                continue
+            for pid in _tree(m.pid):
+                try:
+                    c = proc_cpu_seconds(pid)
+                except OSError:   # the process exited since it was listed
+                    continue
+                if pid == m.pid:
+                    own += c
+                else:
+                    helpers += c
+        return own, helpers
+
     def cpu_seconds(self) -> float:
         total = 0.0
         for pid in self.pids():
