@@ -428,7 +428,11 @@ class EtcdServer:
         self.housekeeping.on_ticks(ticks)
 
     def after_ready(self) -> None:
-        self.term = self.raft.term
+        term = self.raft.term
+        if term != self.term:
+            self.term = term
+            for fn in self.revision_listeners:   # they publish the term too
+                fn(self.kv.current_rev)
         self.snapshots.maybe_create()
 
     # ---- reads and headers ------------------------------------------------------------------

@@ -414,10 +414,13 @@ class Backend:
             self.env.close()
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
-            os.replace(tmp, self.path)
+            # the stale lock file goes before the new file appears: a reader
+            # in another process (a front-end) that opens the new file then
+            # shares the lock file this process opens next
             lock = self.path + "-lock"
             if os.path.exists(lock):
                 os.remove(lock)
+            os.replace(tmp, self.path)
             dfd = os.open(os.path.dirname(self.path), os.O_RDONLY)
             try:
                 os.fsync(dfd)
@@ -453,10 +456,10 @@ class Backend:
     def install(path: str, source: str) -> None:
         """Replace the database file at ``path`` with the (synced) file
         ``source``, durably.  The backend on that path must be closed."""
-        os.replace(source, path)
-        lock = path + "-lock"
+        lock = path + "-lock"   # first, as in defrag_swap
         if os.path.exists(lock):
             os.remove(lock)
+        os.replace(source, path)
         dfd = os.open(os.path.dirname(path), os.O_RDONLY)
         try:
             os.fsync(dfd)
