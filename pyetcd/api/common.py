@@ -42,6 +42,8 @@ def unary(fn):
         started = self._started
         key = self._mkeys[name]
         started[key] = started.get(key, 0) + 1
+        handled = self._handled
+        counted = False
         try:
             if type(request) is bytes:
                 request = await _decode(self, name, request, context)
@@ -55,19 +57,25 @@ def unary(fn):
                 CREDENTIALS.set(credentials_of(context))
             return await fn(self, request, context)
         except errors.EtcdError as exc:
-            code = exc.code
+            # counted before the answer goes out: a client that reads the
+            # metrics right after its error sees it counted
+            hk = key + (exc.code,)
+            handled[hk] = handled.get(hk, 0) + 1
+            counted = True
             await context.abort(status_code(exc.code), exc.message)
         except grpc.aio.AbortError:
             code = _code_of(context)
             raise
         except Exception as exc:  # noqa: BLE001 - the client gets a clean status
-            code = "Unknown"
+            hk = key + ("Unknown",)
+            handled[hk] = handled.get(hk, 0) + 1
+            counted = True
             log.exception("unexpected error in %s", fn.__name__)
             await context.abort(grpc.StatusCode.UNKNOWN, f"etcdserver: {type(exc).__name__}: {exc}")
         finally:
-            handled = self._handled
-            hk = key + (code,)
-            handled[hk] = handled.get(hk, 0) + 1
+            if not counted:
+                hk = key + (code,)
+                handled[hk] = handled.get(hk, 0) + 1
 
     return wrapper
 
