@@ -78,7 +78,7 @@ class Frontends:
         # (shared memory) the revision it has applied and its term
         with open(os.path.join(self.dir, "member.json"), "w") as f:
             json.dump({"member_id": server.member_id, "cluster_id": server.cluster_id,
-                       "db": server.db_path}, f)
+                       "db": server.db_path, "map_size": server.backend.map_size}, f)
         state = os.path.join(self.dir, "state")
         with open(state, "wb") as f:
             f.write(b"\0" * STATE.size)

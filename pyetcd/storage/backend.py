@@ -529,8 +529,9 @@ class ReadOnlyBackend(Backend):
     processes), no writer, nothing pending.  Reads use the transaction of
     the current :meth:`view`, which shows what the member has committed."""
 
-    def __init__(self, path: str):   # noqa: D107 - no writer thread, unlike Backend
+    def __init__(self, path: str, map_size: int = 0):   # noqa: D107 - no writer thread
         self.path = path
+        self.map_size = map_size   # the writer's (0: what the file says)
         self._pending = {name: {} for name in ALL_DBS}
         self._sorted = {}
         self._rtxn = None
@@ -539,7 +540,8 @@ class ReadOnlyBackend(Backend):
 
     def _open_ro(self) -> None:
         self.env = lmdb.open(self.path, subdir=False, readonly=True, lock=True,
-                             max_dbs=len(ALL_DBS) + 2, readahead=False, max_readers=256)
+                             max_dbs=len(ALL_DBS) + 2, readahead=False, max_readers=256,
+                             **({"map_size": self.map_size} if self.map_size else {}))
         self.dbs = {name: self.env.open_db(name.encode(), create=False) for name in ALL_DBS}
         self._ino = os.stat(self.path).st_ino
 
@@ -555,7 +557,11 @@ class ReadOnlyBackend(Backend):
         if ino != self._ino:
             self.env.close()
             self._open_ro()
-        t = self.env.begin(buffers=False)
+        try:
+            t = self.env.begin(buffers=False)
+        except lmdb.MapResizedError:   # the writer grew the map: adopt its size
+            self.env.set_mapsize(0)
+            t = self.env.begin(buffers=False)
         self._rtxn = t
         try:
             yield t
