@@ -94,6 +94,13 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("dir")
     rp.add_argument("--summary", action="store_true",
                     help="print the brief load table (medians, pyetcd/etcd) instead")
+    co = sub.add_parser("cores", help="one server core (taskset), projected to 8 and 16")
+    co.add_argument("--servers", default="etcd3.5,pyetcd,pyetcd-fe1,pyetcd-fe2")
+    co.add_argument("--row", default="put c=256")
+    co.add_argument("--repeats", type=int, default=3)
+    co.add_argument("--seconds", type=float, default=5.0)
+    co.add_argument("--etcd-benchmark", required=True, metavar="PATH")
+    co.add_argument("--out", required=True)
     pf = sub.add_parser("profile", help="py-spy on every server process under one load row")
     pf.add_argument("--server", default="pyetcd")
     pf.add_argument("--members", type=int, default=1)
@@ -185,6 +192,13 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_disk(a)
         if a.cmd == "profile":
             return cmd_profile(a)
+        if a.cmd == "cores":
+            from .cores import run as cores_run   # noqa: PLC0415
+            out = cores_run([x for x in a.servers.split(",") if x], a.row, a.etcd_benchmark,
+                            Path(a.out), a.repeats, a.seconds,
+                            "python -m bench " + " ".join(shlex.quote(x) for x in sys.argv[1:]))
+            print(f"report: {out / 'report.md'}")
+            return 0
         from .report import write_report   # noqa: PLC0415
         if a.summary:
             from .report import load, summary_table   # noqa: PLC0415

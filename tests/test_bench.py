@@ -218,3 +218,20 @@ def test_profile_summary_attributes_samples_to_layers():
     assert incl["pyetcd.main"] == 80.0 and incl["asyncio/uvloop"] == 50.0
     assert incl["pyetcd.storage"] == 20.0
     assert s["top_own"][0] == ("_call (site-packages/grpc/aio/_call.py)", 50.0)
+
+
+def test_cores_projection_is_the_lower_bound():
+    from bench.cores import projection, render
+    # etcd: K x the one-core rate
+    assert projection("etcd3.5", 5000, 0, 0, 8) == 40000
+    # pyetcd: the member process's own core, or every core over the whole cost
+    assert projection("pyetcd-fe2", 3000, 0.02, 0.28, 8) == pytest.approx(8000 / 0.3)
+    assert projection("pyetcd-fe2", 3000, 0.02, 0.28, 16) == pytest.approx(50000)
+    assert projection("pyetcd-fe2", 3000, 0.1, 0.2, 8) == pytest.approx(10000)
+    recs = [{"server": s, "rps": r, "c_m_ms": m, "c_f_ms": f}
+            for s, r, m, f in [("etcd3.5", 5000, 0.2, 0), ("etcd3.5", 5200, 0.2, 0),
+                               ("pyetcd-fe2", 3000, 0.02, 0.28), ("pyetcd-fe2", 3100, 0.02, 0.28)]]
+    text = render(recs, ["etcd3.5", "pyetcd-fe2"], "put c=256", "cmd")
+    row = next(ln for ln in text.splitlines() if ln.startswith("| pyetcd-fe2"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[4:] == ["26,667", "50,000", "0.65", "0.61"]
