@@ -118,7 +118,8 @@ def parser() -> argparse.ArgumentParser:
 def cmd_profile(a) -> int:
     from .profile import profile   # noqa: PLC0415
     profile(a.server, a.members, a.row, a.seconds, Path(a.out), tool=a.etcd_benchmark,
-            rate=a.rate, rate_guess=a.rate_guess, native=a.native)
+            rate=a.rate, rate_guess=a.rate_guess, native=a.native,
+            command="python -m bench " + " ".join(shlex.quote(x) for x in sys.argv[1:]))
     print(f"summary: {Path(a.out) / 'summary.md'}")
     return 0
 

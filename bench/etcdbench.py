@@ -70,6 +70,7 @@ COMMANDS = {"put": _put, "range": _range, "txn-put": _txn_put, "watch": _watch,
 _FIELD = re.compile(r"^\s*(Total|Slowest|Fastest|Average|Stddev|Requests/sec):\s*([\d.eE+-]+)",
                     re.M)
 _PCT = re.compile(r"^\s*([\d.]+)% in ([\d.eE+-]+) secs", re.M)
+_ERR = re.compile(r"^\s*\[(\d+)\]\s*(.*)$", re.M)
 
 
 def parse(out: str) -> dict | None:
@@ -85,7 +86,13 @@ def parse(out: str) -> dict | None:
 
     def ms(v):
         return None if v is None else round(v * 1000, 3)
+    errors: dict[str, int] = {}
+    e = text.find("Error distribution:")
+    if e >= 0:
+        for n, msg in _ERR.findall(text[e:]):
+            errors[msg.strip()[:200]] = errors.get(msg.strip()[:200], 0) + int(n)
     return {"rps": round(fields["Requests/sec"], 1), "seconds": fields.get("Total"),
+            "errors": sum(errors.values()), "error_kinds": errors,
             "latency": {"mean_ms": ms(fields.get("Average")), "p50_ms": ms(pct.get(50.0)),
                         "p90_ms": ms(pct.get(90.0)), "p99_ms": ms(pct.get(99.0)),
                         "p999_ms": ms(pct.get(99.9)), "max_ms": ms(fields.get("Slowest"))}}

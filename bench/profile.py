@@ -132,7 +132,7 @@ def _cpu(pid: int) -> float:
 
 def profile(server: str, members: int, row_name: str, seconds: float, out: Path, *,
             tool: str | None = None, warmup: float = 3.0, rate: int = 100,
-            rate_guess: int = 4000, native: bool = False) -> dict:
+            rate_guess: int = 4000, native: bool = False, command: str = "") -> dict:
     spy = shutil.which("py-spy")
     if spy is None:
         raise RuntimeError("py-spy is not installed (pip install py-spy)")
@@ -141,7 +141,9 @@ def profile(server: str, members: int, row_name: str, seconds: float, out: Path,
         raise RuntimeError(f"no row {row_name!r} (one of: {', '.join(r.name for r in rows([256]))})")
     row = matches[0]
     out.mkdir(parents=True, exist_ok=True)
-    result: dict = {"server": server, "members": members, "row": row.name,
+    from .runner import git_commit   # noqa: PLC0415
+    result: dict = {"commit": git_commit(), "command": command,
+                    "server": server, "members": members, "row": row.name,
                     "seconds": seconds, "tool": "etcd-benchmark" if tool else "bench.loadgen",
                     "rate_guess": rate_guess, "native": native}
     with Deployment(server, members) as dep:
@@ -176,6 +178,7 @@ def profile(server: str, members: int, row_name: str, seconds: float, out: Path,
 def render(res: dict) -> str:
     load = res.get("load") or {}
     lines = [f"# py-spy: {res['server']}, {res['members']} member(s), {res['row']}", "",
+             f"`{res.get('command', '')}` at `{res.get('commit', '?')}`", "",
              f"Load: {res['tool']}, {load.get('rps', '?')} req/s over the run "
              f"(profiled {res['seconds']:.0f} s of it, py-spy --gil{' --native' if res.get('native') else ' --nonblocking'})."]
     if res.get("error"):

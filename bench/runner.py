@@ -210,8 +210,9 @@ def run_row_tool(dep: Deployment, row: Row, prof: Profile, tool: str, prog: Prog
     return {
         "kind": "load", "tool": "etcd-benchmark", "row": row.name, "group": row.group,
         "workload": row.workload, "params": row.params, "conns": row.conns,
-        "clients": row.clients, "rps": res["rps"], "requests": total, "errors": 0,
-        "error_kinds": {}, "seconds": res["seconds"], "latency": res["latency"],
+        "clients": row.clients, "rps": res["rps"], "requests": total,
+        "errors": res.get("errors", 0), "error_kinds": res.get("error_kinds", {}),
+        "seconds": res["seconds"], "latency": res["latency"],
         "server_cpu_s": round(cpu, 2),
         "server_cpu_s_per_1k": round(cpu / total * 1000, 3),
         "server_cpu_split_s": {"members": round(own1 - own0, 2),

@@ -77,6 +77,13 @@ def test_etcd_benchmark_summary_is_parsed():
     assert lat["p50_ms"] == 1.028 and lat["p99_ms"] == 36.192 and lat["max_ms"] == 36.552
     assert lat["p999_ms"] is None   # fewer than 1,000 requests: the tool prints none
     assert etcdbench.parse("Error: context deadline exceeded") is None
+    assert res["errors"] == 0
+    # the tool's error distribution (how a server's error answers show)
+    bad = etcdbench.parse(ETCD_BENCHMARK_OUT + "\nError distribution:\n  [7]\trpc error: code = "
+                          "Unknown desc = boom\n  [2]\trpc error: code = Unavailable\n")
+    assert bad["errors"] == 9
+    assert bad["error_kinds"] == {"rpc error: code = Unknown desc = boom": 7,
+                                  "rpc error: code = Unavailable": 2}
 
 
 def test_etcd_benchmark_commands_match_the_tool():

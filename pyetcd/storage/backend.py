@@ -103,6 +103,7 @@ class Backend:
         )
         self.dbs = {name: self.env.open_db(name.encode()) for name in ALL_DBS}
         self._psize = self.env.stat()["psize"]
+        self._size = None
         with self.env.begin() as t:
             self._derived_bytes = self._psize * sum(
                 st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"]
@@ -320,6 +321,7 @@ class Backend:
                 derived += st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"]
             failpoint(BACKEND_BEFORE_COMMIT)
         self._derived_bytes = derived * self._psize
+        self._size = None   # grown, maybe: size() reads it again
         failpoint(BACKEND_AFTER_COMMIT)
         if self.on_commit is not None:
             self.on_commit(time.monotonic() - t0)
@@ -468,9 +470,13 @@ class Backend:
 
     # ---- sizes and lifecycle --------------------------------------------------------
     def size(self) -> int:
-        """Bytes the database file occupies (etcd's dbSize)."""
-        info = self.env.info()
-        return (info["last_pgno"] + 1) * self.env.stat()["psize"]
+        """Bytes the database file occupies (etcd's dbSize); read once per
+        commit (the quota asks for it on every write request)."""
+        size = self._size
+        if size is None:
+            info = self.env.info()
+            size = self._size = (info["last_pgno"] + 1) * self._psize
+        return size
 
     def size_for_quota(self) -> int:
         """The size the quota counts: the database file less the pages of
