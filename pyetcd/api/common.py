@@ -147,15 +147,19 @@ def credentials_of(context) -> Credentials:
     token = md.get("token", md.get("authorization"))
     if token is not None and token.startswith("Bearer "):
         token = token[7:]
-    cn = None
+    return Credentials(token, client_cn(context))
+
+
+def client_cn(context) -> str | None:
+    """The CN of the connection's verified client certificate, if any."""
     try:
         names = (context.auth_context() or {}).get("x509_common_name")
     except Exception:  # noqa: BLE001 - no TLS on this connection
         names = None
-    if names:
-        first = names[0]
-        cn = first.decode() if isinstance(first, bytes) else str(first)
-    return Credentials(token, cn)
+    if not names:
+        return None
+    first = names[0]
+    return first.decode() if isinstance(first, bytes) else str(first)
 
 
 def set_credentials(server, context) -> None:

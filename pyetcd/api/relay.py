@@ -32,8 +32,10 @@ import logging
 import struct
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from . import services
+from .common import client_cn
 
 log = logging.getLogger("pyetcd.relay")
 
@@ -268,11 +270,8 @@ class _HubConn(FrameConn):
                 return
             ctx = RelayContext(md, cn, timeout)
             if handler.request_streaming:
-                st = self.streams[cid] = _Stream(handler.request_deserializer)
-                coro = self._bidi(cid, handler, st, ctx)
-            else:
-                coro = self._call(cid, handler, payload, ctx)
-            task = asyncio.get_running_loop().create_task(coro)
+                payload = self.streams[cid] = _Stream(handler.request_deserializer)
+            task = asyncio.get_running_loop().create_task(self._serve(cid, handler, ctx, payload))
             self.calls[cid] = task
         elif kind == SEND:
             st = self.streams.get(cid)
@@ -303,51 +302,35 @@ class _HubConn(FrameConn):
         self.credits.pop(cid, None)
         self.send(frame(END, cid, _U8.pack(_CODE_INDEX[code]) + details.encode()))
 
-    async def _call(self, cid: int, handler, payload: bytes, ctx: RelayContext) -> None:
+    async def _serve(self, cid: int, handler, ctx: RelayContext, arg) -> None:
+        """Run the handler: ``arg`` is the request (bytes) or, for a
+        client-streaming call, its _Stream; answer with MSG(s) and END."""
         ser = handler.response_serializer
         try:
-            req = payload if handler.request_deserializer is None else \
-                handler.request_deserializer(payload)
+            if handler.request_streaming:
+                req = arg.__aiter__()
+            else:
+                req = arg if handler.request_deserializer is None else \
+                    handler.request_deserializer(arg)
             if handler.response_streaming:
-                async for item in handler.unary_stream(req, ctx):
+                fn = handler.stream_stream if handler.request_streaming else handler.unary_stream
+                async for item in fn(req, ctx):
                     await self._send_streamed(cid, ser(item))
             else:
-                resp = await handler.unary_unary(req, ctx)
-                self.send(frame(MSG, cid, ser(resp)))
+                fn = handler.stream_unary if handler.request_streaming else handler.unary_unary
+                self.send(frame(MSG, cid, ser(await fn(req, ctx))))
         except asyncio.CancelledError:
             self.calls.pop(cid, None)
             self.credits.pop(cid, None)
             raise
         except grpc.aio.AbortError:
             self._end(cid, ctx._code or grpc.StatusCode.UNKNOWN, ctx._details)
+            return
+        except DecodeError as exc:   # what grpc answers a request it cannot decode
+            self._end(cid, grpc.StatusCode.INTERNAL, f"grpc: error unmarshalling request: {exc}")
             return
         except Exception as exc:  # noqa: BLE001 - the client gets a clean status
             log.exception("relayed call failed")
-            self._end(cid, grpc.StatusCode.INTERNAL if "unmarshal" in str(exc).lower()
-                      or type(exc).__name__ == "DecodeError" else grpc.StatusCode.UNKNOWN,
-                      f"grpc: error unmarshalling request: {exc}"
-                      if type(exc).__name__ == "DecodeError" else f"etcdserver: {exc}")
-            return
-        self._end(cid)
-
-    async def _bidi(self, cid: int, handler, st: _Stream, ctx: RelayContext) -> None:
-        ser = handler.response_serializer
-        try:
-            if handler.response_streaming:
-                async for item in handler.stream_stream(st.__aiter__(), ctx):
-                    await self._send_streamed(cid, ser(item))
-            else:
-                resp = await handler.stream_unary(st.__aiter__(), ctx)
-                self.send(frame(MSG, cid, ser(resp)))
-        except asyncio.CancelledError:
-            self.calls.pop(cid, None)
-            self.credits.pop(cid, None)
-            raise
-        except grpc.aio.AbortError:
-            self._end(cid, ctx._code or grpc.StatusCode.UNKNOWN, ctx._details)
-            return
-        except Exception as exc:  # noqa: BLE001 - the client gets a clean status
-            log.exception("relayed stream failed")
             self._end(cid, grpc.StatusCode.UNKNOWN, f"etcdserver: {exc}")
             return
         self._end(cid)
@@ -412,14 +395,7 @@ class RelayClient:
         self._next = cid = (self._next + 1) & 0xFFFFFFFF
         p = self.calls[cid] = _Pending(streaming)
         md = [(k, v) for k, v in (context.invocation_metadata() or ()) if k in FORWARDED_METADATA]
-        cn = None
-        try:
-            names = (context.auth_context() or {}).get("x509_common_name")
-        except Exception:  # noqa: BLE001 - no TLS on this connection
-            names = None
-        if names:
-            first = names[0]
-            cn = first.decode() if isinstance(first, bytes) else str(first)
+        cn = client_cn(context)
         self.conn.send(frame(CALL, cid, call_body(method, context.time_remaining(), md, cn, request)))
         return cid, p
 
