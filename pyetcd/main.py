@@ -66,12 +66,12 @@ class Frontends:
     """The member's front-end processes (``--frontends N``, api/relay.py):
     started after its gRPC server, stopped (by the PIDs started here) before it."""
 
-    def __init__(self, cfg: Config, argv: list[str], server):
+    def __init__(self, cfg: Config, argv: list[str], server, table):
         import mmap
         import tempfile
         from pyetcd.api.relay import STATE, RelayHub
         self.cfg, self.argv, self.server = cfg, argv, server
-        self.hub = RelayHub(server.handler_table, on_stats=self._count_ranges)
+        self.hub = RelayHub(table, on_stats=self._count_ranges)
         self.dir = tempfile.mkdtemp(prefix="pyetcd-relay-")
         self.path = os.path.join(self.dir, "relay.sock")
         # what the front-ends read of the member: its ids, its database, and
@@ -165,8 +165,7 @@ async def serve(cfg: Config, argv: list[str] | None = None) -> int:
         await server.stop()
         return 1
     if cfg.frontends > 0:
-        server.handler_table = grpc_server.handler_table
-        fronts = Frontends(cfg, argv or [], server)
+        fronts = Frontends(cfg, argv or [], server, grpc_server.handler_table)
         await fronts.start()
     log.info("ready to serve client requests; name=%s member-id=%x cluster-id=%x data-dir=%s "
              "listen-client-urls=%s version=%s (etcd API %s)", cfg.name, server.member_id,

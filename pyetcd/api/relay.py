@@ -50,7 +50,6 @@ _HEAD = struct.Struct(">IBI")
 _CALL = struct.Struct(">HI")
 _U8, _U16 = struct.Struct(">B"), struct.Struct(">H")
 FORWARDED_METADATA = ("token", "authorization", "hasleader")
-_CODES = list(grpc.StatusCode)   # by index: OK is 0 ... as grpc numbers them
 _CODE_INDEX = {c: c.value[0] for c in grpc.StatusCode}
 _BY_NUMBER = {c.value[0]: c for c in grpc.StatusCode}
 
@@ -338,9 +337,13 @@ class _HubConn(FrameConn):
 
 # ---- the front-end's side ---------------------------------------------------------------
 class _Pending:
-    __slots__ = ("queue", "fut")
+    """A relayed call's answer: its messages (a stream) or the response and
+    status of a unary call (``fut``)."""
+
+    __slots__ = ("queue", "fut", "resp")
 
     def __init__(self, streaming: bool):
+        self.resp = None
         self.queue = asyncio.Queue() if streaming else None
         self.fut = None if streaming else asyncio.get_running_loop().create_future()
 
@@ -375,11 +378,11 @@ class RelayClient:
             return
         if p.fut is not None:   # unary: the one MSG, then END
             if kind == MSG:
-                p.queue = bytes(body)   # the response, until END
+                p.resp = bytes(body)
             elif kind == END:
                 del self.calls[cid]
                 if not p.fut.done():
-                    p.fut.set_result((p.queue, _BY_NUMBER.get(body[0], grpc.StatusCode.UNKNOWN),
+                    p.fut.set_result((p.resp, _BY_NUMBER.get(body[0], grpc.StatusCode.UNKNOWN),
                                       bytes(body[1:]).decode(errors="replace")))
             return
         if kind == MSG:
