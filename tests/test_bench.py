@@ -99,7 +99,9 @@ def test_etcd_benchmark_commands_match_the_tool():
 def test_fio_etcd_profile_runs_and_is_parsed(tmp_path):
     assert disk.fio_path(), "fio is needed (Debian's fio; .ci/run installs it)"
     row = disk.run_fio(disk.fio_path(), str(tmp_path), 2300, 1, "fdatasync", 0.5)
-    assert row["syncs"] > 0 and row["records"] == row["syncs"]
+    # one fdatasync per write; fio's timer can stop the job between the last write and
+    # its sync, so that one write may go unsynced (CI saw 4849 writes, 4848 syncs)
+    assert row["syncs"] > 0 and row["syncs"] <= row["records"] <= row["syncs"] + 1
     assert 0 < row["p50_ms"] <= row["p99_ms"] <= row["max_ms"]
     assert row["mb_per_s"] > 0
     assert os.listdir(tmp_path) == []   # its test file is removed
