@@ -51,9 +51,12 @@ class LeaderForwarder:
         self._channel = (target, ch)
         return ch
 
-    async def forward(self, service: str, method: str, request, stream: bool = False):
+    async def forward(self, service: str, method: str, request, stream: bool = False,
+                      timeout: float | None = None):
         """Send ``request`` to the leader's ``service.method``; a stream
-        method gets one request and returns the first response."""
+        method gets one request and returns the first response.  ``timeout``:
+        at most this long (never more than the forwarder's own timeout)."""
+        timeout = self.timeout if timeout is None else min(timeout, self.timeout)
         resp_type = getattr(pb, type(request).__name__.replace("Request", "Response"))
         ch = self.channel()
         kind = ch.stream_stream if stream else ch.unary_unary
@@ -64,10 +67,10 @@ class LeaderForwarder:
         md = (("token", creds.token),) if creds is not None and creds.token else None
         try:
             if stream:
-                async for resp in call(iter([request]), timeout=self.timeout, metadata=md):
+                async for resp in call(iter([request]), timeout=timeout, metadata=md):
                     return resp
                 raise errors.NO_LEADER()
-            return await call(request, timeout=self.timeout, metadata=md)
+            return await call(request, timeout=timeout, metadata=md)
         except grpc.aio.AioRpcError as exc:
             raise errors.EtcdError(go_code_name(exc.code()), exc.details()) from None
 

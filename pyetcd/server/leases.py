@@ -5,13 +5,17 @@ and revokes are ordinary proposals (the server's facade)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from pyetcd import errors
 from pyetcd.lease.lessor import LeaseExpired, LeaseNotFound, NotPrimary
 from pyetcd.pb.etcdserverpb import rpc_pb2 as pb
 
+log = logging.getLogger("pyetcd.leases")
+
 RENEW_RETRY = 0.01  # seconds between looks while a renew waits for promotion or a revoke
+FORWARD_RETRY = 0.05  # seconds between a follower's tries to reach a leader (etcd's throttle)
 
 
 class LeaseOps:
@@ -53,7 +57,7 @@ class LeaseOps:
         deadline = time.monotonic() + s.request_timeout
         while True:
             if not s.raft.is_leader:
-                return await s.forwarder.forward("Lease", "LeaseKeepAlive", r, stream=True)
+                return await self._forward_renew(r, deadline)
             try:
                 resp.TTL = s.lessor.renew(r.ID)
                 break
@@ -68,3 +72,29 @@ class LeaseOps:
                 await asyncio.sleep(RENEW_RETRY)
         s.header(resp.header)
         return resp
+
+    async def _forward_renew(self, r: pb.LeaseKeepAliveRequest, deadline: float):
+        """A follower's keep-alive: to the leader, and while there is none or
+        it cannot be reached (a leader just killed, an election under way),
+        again every 50 ms (on Unavailable: no leader, none reachable)
+        until the request times out, as etcd's LeaseRenew
+        does, so a client's keep-alive stream rides out a leader change
+        instead of failing and backing off.  The leader's role can move here
+        meanwhile: then this member renews it itself."""
+        s = self.s
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise errors.TIMEOUT()
+            if s.raft.is_leader:
+                return await self.renew(r)
+            try:
+                return await s.forwarder.forward("Lease", "LeaseKeepAlive", r, stream=True,
+                                                 timeout=remaining)
+            except errors.EtcdError as exc:
+                if exc.code == "DeadlineExceeded":
+                    raise errors.TIMEOUT() from None
+                if exc.code != "Unavailable":  # the leader's own answer (auth, ...)
+                    raise
+                log.debug("keep-alive of %x not forwarded (%s), retrying", r.ID, exc.message)
+            await asyncio.sleep(FORWARD_RETRY)

@@ -155,7 +155,11 @@ def test_lease_expiry_bound_and_keepalive_across_leader_kill(cluster, etcdctl35)
 
     leader = _leader(ctl, cluster)
     follower = next(m for m in cluster.members if m is not leader)
-    r = etcdctl(ctl, follower.endpoint, "lease", "grant", "3")
+    # TTL 6: etcdctl's client gives a lease up when no keep-alive answer came
+    # for one TTL, and an answer can be up to TTL/3 (its period) + detection
+    # (1-2 election timeouts) + an election late across a leader kill, on
+    # real etcd as here
+    r = etcdctl(ctl, follower.endpoint, "lease", "grant", "6")
     lid = r.stdout.split()[1]
     assert etcdctl(ctl, follower.endpoint, "put", "kept", "v", f"--lease={lid}").returncode == 0
     env = {k: v for k, v in os.environ.items() if not k.startswith("ETCDCTL_")}
