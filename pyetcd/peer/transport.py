@@ -132,10 +132,14 @@ class Peer:
         hello = peer_pb2.PeerHello(cluster_id=self.t.cluster_id, to=self.id, version="pyetcd")
         setattr(hello, "from", self.t.local_id)
         t0 = asyncio.get_running_loop().time()
-        write_frame(writer, hello.SerializeToString())
-        await writer.drain()
-        async with asyncio.timeout(5):
-            resp = peer_pb2.PeerHelloResponse.FromString(await read_frame(reader))
+        try:
+            write_frame(writer, hello.SerializeToString())
+            await writer.drain()
+            async with asyncio.timeout(5):
+                resp = peer_pb2.PeerHelloResponse.FromString(await read_frame(reader))
+        except BaseException:
+            writer.close()
+            raise
         self.t.host.on_rtt(self.id, asyncio.get_running_loop().time() - t0)
         if not resp.ok:
             writer.close()
@@ -156,7 +160,11 @@ class Peer:
                     self.t.host.on_removed()
                 await asyncio.sleep(BACKOFF_MAX)
                 continue
-            except (OSError, asyncio.TimeoutError, ConnectionError, ValueError, ssl.SSLError) as exc:
+            except Exception as exc:  # noqa: BLE001 - this task must redial, whatever a dial met
+                # (refused, timed out, bad TLS, or a listener that hung up
+                # mid-handshake: a member being killed accepts, then drops,
+                # an immediate redial, which raised IncompleteReadError and
+                # ended this task, so the member never heard from us again)
                 if not logged:
                     log.warning("cannot reach peer %x at %s: %s", self.id, self.urls, exc)
                     logged = True
@@ -172,7 +180,7 @@ class Peer:
             except asyncio.CancelledError:
                 writer.close()
                 raise
-            except (OSError, ConnectionError) as exc:
+            except Exception as exc:  # noqa: BLE001 - likewise: redial
                 log.warning("lost stream to peer %x: %s", self.id, exc)
             finally:
                 self.active = False
