@@ -96,7 +96,7 @@ class Profile:
 
 
 PROFILES = {
-    "smoke": Profile(1.0, 1, [1, 64], 0.5, [], [1000]),
+    "smoke": Profile(0.5, 1, [1, 64], 0.25, [], [1000]),
     "quick": Profile(5.0, 1, [1, 16, 64, 256], 3.0, ["s"], [10000]),
     # about 2 h 40 min on 2 cores for 2 servers x 1 and 3 members (the anchors, 3 runs
     # each, are 100 min of it; `--skip check-perf,datascale` leaves them out)

@@ -35,6 +35,10 @@ def _run_args(r) -> None:
                    help="a flag for every member (repeatable), e.g. --server-flag=--snapshot-count=100")
     r.add_argument("--server-env", action="append", default=[], dest="env", metavar="KEY=VALUE",
                    help="an environment variable for every member (repeatable)")
+    r.add_argument("--heal-wait", type=float, default=60.0, metavar="SECONDS",
+                   help="after healing, how long to wait for every member to answer a "
+                        "linearizable read before the final reads (a cluster still unhealthy "
+                        "then is noted, and its final reads judge it)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -87,7 +91,8 @@ def _finish(out: Path, verdicts: dict) -> int:
 def _options(a, out: Path, seed: int) -> Options:
     return Options(server=a.server, members=a.members, workloads=a.workload, nemeses=a.nemesis,
                    time=a.time, rate=a.rate, clients=a.clients, seed=seed, out=str(out),
-                   flags=a.flags, env=dict(kv.split("=", 1) for kv in a.env))
+                   flags=a.flags, env=dict(kv.split("=", 1) for kv in a.env),
+                   heal_wait=a.heal_wait)
 
 
 def campaign(a) -> int:

@@ -48,6 +48,7 @@ class Options:
     quiet: float = 3.0
     hold: float = 4.0
     timeout: float = 1.0
+    heal_wait: float = 60.0  # seconds for the healed cluster to answer before the final reads
 
 
 class Run:
@@ -114,8 +115,8 @@ class Run:
         ctx.stop.set()
         for t in threads:
             t.join(timeout=30)
-        if not self.cluster.wait_healthy(60):
-            self.recorder.note("cluster not healthy 60 s after healing")
+        if not self.cluster.wait_healthy(opts.heal_wait):
+            self.recorder.note(f"cluster not healthy {opts.heal_wait:g} s after healing")
         for w in self.workloads:
             w.final(ctx)
         verdicts = check(self.recorder.ops, self.workloads, {"counts": sched.counts})
