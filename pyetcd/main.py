@@ -62,6 +62,10 @@ async def metrics_listener(cfg: Config, server):
     return http
 
 
+FRONTEND_RESTART_MIN, FRONTEND_RESTART_MAX = 1.0, 30.0  # seconds before a front-end restarts
+FRONTEND_STABLE = 10.0  # a front-end that ran this long restarts after the shortest wait
+
+
 class Frontends:
     """The member's front-end processes (``--frontends N``, api/relay.py):
     started after its gRPC server, stopped (by the PIDs started here) before it."""
@@ -88,6 +92,7 @@ class Frontends:
         self._publish(server.kv.current_rev)
         server.revision_listeners.append(self._publish)
         self.procs: list = []
+        self._watchers: list = []
         self.stopping = False
 
     def _count_ranges(self, n: int) -> None:
@@ -100,27 +105,49 @@ class Frontends:
     def _publish(self, rev: int) -> None:
         self._pack(self.state, 0, rev, self.server.term)
 
-    async def start(self) -> None:
+    def _spawn(self):
         import subprocess
+        return subprocess.Popen(
+            [sys.executable, "-m", "pyetcd.frontend", "--relay", self.path, "--", *self.argv])
+
+    async def start(self) -> None:
         await self.hub.listen(self.path)
-        for _ in range(self.cfg.frontends):
-            self.procs.append(subprocess.Popen(
-                [sys.executable, "-m", "pyetcd.frontend", "--relay", self.path, "--", *self.argv]))
+        self.procs = [self._spawn() for _ in range(self.cfg.frontends)]
         loop = asyncio.get_running_loop()
-        for p in self.procs:
-            loop.create_task(self._watch(p))
+        self._watchers = [loop.create_task(self._watch(i)) for i in range(len(self.procs))]
         log.info("started %d gRPC front-end processes (pids %s)", len(self.procs),
                  ",".join(str(p.pid) for p in self.procs))
 
-    async def _watch(self, p) -> None:
-        code = await asyncio.get_running_loop().run_in_executor(None, p.wait)
-        if not self.stopping:
-            log.warning("gRPC front-end process %d exited (status %s); its clients reconnect "
-                        "to the others", p.pid, code)
+    async def _watch(self, slot: int) -> None:
+        """A front-end that exits while the member runs is started again (its
+        clients reconnect meanwhile, to the member or the other front-ends):
+        after 1 s, or, when it keeps exiting within 10 s of its start, after
+        twice the last wait, up to 30 s."""
+        loop = asyncio.get_running_loop()
+        delay = FRONTEND_RESTART_MIN
+        while True:
+            p = self.procs[slot]
+            started = loop.time()
+            code = await loop.run_in_executor(None, p.wait)
+            if self.stopping:
+                return
+            if loop.time() - started >= FRONTEND_STABLE:
+                delay = FRONTEND_RESTART_MIN
+            log.warning("gRPC front-end process %d exited (status %s); its clients reconnect to "
+                        "the other processes; starting it again in %.0f s", p.pid, code, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, FRONTEND_RESTART_MAX)
+            if self.stopping:
+                return
+            self.procs[slot] = self._spawn()
+            log.info("started gRPC front-end process %d in place of %d", self.procs[slot].pid,
+                     p.pid)
 
     async def stop(self) -> None:
         import shutil
         self.stopping = True
+        for t in self._watchers:
+            t.cancel()
         for p in self.procs:
             if p.poll() is None:
                 p.terminate()

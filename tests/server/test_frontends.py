@@ -6,6 +6,7 @@ processes at random.  The same assertions run against real etcd 3.5 (one
 process), so a check only the relay passes is caught."""
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -145,11 +146,30 @@ def test_front_ends_serve_ranges_and_exit_with_the_member(servers, etcdctl35):
     for _ in range(12):
         assert _ctl(etcdctl35, s, "get", "/fe/a", "--consistency=s",
                     "--print-value-only").stdout.strip() == "1"
+    # a front-end that dies (here SIGKILLed, by the PID of our member's child)
+    # is started again, and meanwhile the others and the member serve
+    os.kill(fronts[0], signal.SIGKILL)
+    for _ in range(4):
+        assert _ctl(etcdctl35, s, "get", "/fe/a", "--consistency=s",
+                    "--print-value-only").stdout.strip() == "1"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (
+            len(_frontends(s.pid)) < FRONTENDS or fronts[0] in _frontends(s.pid)):
+        time.sleep(0.1)
+    again = _frontends(s.pid)
+    assert len(again) == FRONTENDS and fronts[0] not in again and fronts[1] in again, \
+        s.log()[-2000:]
+    assert f"gRPC front-end process {fronts[0]} exited" in s.log()
+    assert re.search(rf"started gRPC front-end process \d+ in place of {fronts[0]}", s.log())
+    time.sleep(1.0)   # the new one listens once it reaches the member
+    for _ in range(8):
+        assert _ctl(etcdctl35, s, "get", "/fe/a", "--consistency=s",
+                    "--print-value-only").stdout.strip() == "1"
     s.stop()   # SIGTERM: the member stops its front-ends, which report what they served
     served = [int(x) for x in re.findall(r"front-end \d+ stopped: (\d+) ranges served here",
                                          s.log())]
     assert len(served) == FRONTENDS, s.log()[-3000:]
-    assert sum(served) > 0   # 12 new connections: the front-ends took some of them
+    assert sum(served) > 0   # 24 new connections: the front-ends took some of them
     assert "a local read failed" not in s.log()
     # SIGKILLed, the member leaves no front-end behind
     s.start()
