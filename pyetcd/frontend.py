@@ -130,7 +130,7 @@ async def run(relay_path: str, argv: list[str]) -> int:
     server = grpc.aio.server(options=grpc_options(cfg, reuse_port=True))
     local = LocalReads(os.path.dirname(relay_path), cfg.max_request_bytes + 512 * 1024)
     server.add_generic_rpc_handlers((_with_local_range(relay, local),))
-    bind(server, cfg, tcp_only=True)
+    bind(server, cfg, tcp_only=True, probe=False)  # the member holds these ports: share them
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 
-from pyetcd.api.serving import client_server
+from pyetcd.api.serving import ListenError, client_server
 from pyetcd.version import ETCD_VERSION, __version__
 
 from pyetcd.server.config import Config, ConfigError, fail, parse_args
@@ -175,7 +175,12 @@ async def serve(cfg: Config, argv: list[str] | None = None) -> int:
     except RestoreError as exc:
         log.critical("cannot take over the data dir: %s", exc)
         return 1
-    grpc_server = client_server(cfg, server)
+    try:
+        grpc_server = client_server(cfg, server)
+    except ListenError as exc:
+        log.critical("listener failed: %s", exc)
+        await server.stop()
+        return 1
     try:
         await server.start()
     except (BootstrapError, WALError, SnapshotError) as exc:

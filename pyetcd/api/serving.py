@@ -4,6 +4,8 @@ policy, every service registered, plaintext or TLS per
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from urllib.parse import urlsplit
 
 import grpc
@@ -59,15 +61,43 @@ def client_server(cfg: Config, server) -> "grpc.aio.Server":
     return grpc_server
 
 
-def bind(grpc_server, cfg: Config, tcp_only: bool = False) -> None:
+class ListenError(Exception):
+    """A client URL this member cannot listen on (etcd's text: ``listen tcp
+    127.0.0.1:2379: bind: address already in use``)."""
+
+
+def probe_tcp(url: str) -> None:
+    """Bind ``url``'s address once without SO_REUSEPORT and let it go: a
+    port another process holds is refused here as etcd refuses it, even
+    when this member is about to share its ports with its front-ends
+    (SO_REUSEPORT alone would join any other such listener silently)."""
+    u = urlsplit(url)
+    host, port = u.hostname or "", u.port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Go: TIME_WAIT is free
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+            raise ListenError(f"listen tcp {listen_address(url)}: bind: {why}") from None
+
+
+def bind(grpc_server, cfg: Config, tcp_only: bool = False, probe: bool = True) -> None:
     """Listen on ``--listen-client-urls`` (``tcp_only``: not the unix ones,
-    which front-ends cannot share)."""
+    which front-ends cannot share; ``probe``: refuse a TCP port another
+    process holds first, :func:`probe_tcp`).  Raises :class:`ListenError`."""
     for url in cfg.listen_client_urls:
         scheme = urlsplit(url).scheme
         if tcp_only and scheme in ("unix", "unixs"):
             continue
-        if scheme in ("https", "unixs"):
-            from pyetcd.server.tls import server_credentials
-            grpc_server.add_secure_port(listen_address(url), server_credentials(cfg))
-        else:
-            grpc_server.add_insecure_port(listen_address(url))
+        if probe and scheme in ("http", "https"):
+            probe_tcp(url)
+        try:
+            if scheme in ("https", "unixs"):
+                from pyetcd.server.tls import server_credentials
+                grpc_server.add_secure_port(listen_address(url), server_credentials(cfg))
+            else:
+                grpc_server.add_insecure_port(listen_address(url))
+        except RuntimeError as exc:  # grpc's "Failed to bind to address ..."
+            raise ListenError(f"listen {listen_address(url)}: {exc}".split(";")[0]) from None

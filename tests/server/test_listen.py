@@ -1,0 +1,35 @@
+"""A client port another process holds: the member refuses to start with
+etcd's error text and exit status, no traceback, with or without front-ends
+(which share the member's ports with SO_REUSEPORT, and so would once have
+joined a stranger's SO_REUSEPORT listener silently).  Real etcd 3.5 is run
+the same way, so the text is checked against the original."""
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from pyetcd.testing import free_port
+
+CASES = [("pyetcd", []), ("pyetcd", ["--frontends", "1"]), ("etcd3.5", [])]
+
+
+@pytest.mark.parametrize("reuse_port", [False, True], ids=["plain", "reuseport"])
+@pytest.mark.parametrize("kind,extra", CASES, ids=["pyetcd", "pyetcd-fe1", "etcd3.5"])
+def test_a_client_port_in_use_is_refused(servers, etcd35, kind, extra, reuse_port):
+    port = free_port()
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT if reuse_port else
+                      socket.SO_REUSEADDR, 1)
+    holder.bind(("127.0.0.1", port))
+    holder.listen()
+    try:
+        s = servers(kind, client_port=port, extra=extra)
+        s.start(wait=False)
+        code = s.proc.wait(timeout=30)
+        log = s.log()
+    finally:
+        holder.close()
+    assert code == 1, log[-2000:]
+    assert f"listen tcp 127.0.0.1:{port}: bind: address already in use" in log, log[-2000:]
+    assert "Traceback" not in log
