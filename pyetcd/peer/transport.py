@@ -320,8 +320,13 @@ class Transport:
         for url in urls:
             host, port = _host_port(url)
             ssl_ctx = self.server_ssl if url.startswith("https") else None
-            srv = await asyncio.start_server(self._accept, host, port, ssl=ssl_ctx,
-                                             reuse_address=True)
+            try:
+                srv = await asyncio.start_server(self._accept, host, port, ssl=ssl_ctx,
+                                                 reuse_address=True)
+            except OSError as exc:  # etcd's text: listen tcp H:P: bind: address already in use
+                why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+                shown = f"[{host}]" if ":" in host else host
+                raise OSError(f"listen tcp {shown}:{port}: bind: {why}") from None
             self.servers.append(srv)
 
     def add_peer(self, member_id: int, urls: list[str]) -> None:

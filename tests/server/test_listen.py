@@ -33,3 +33,23 @@ def test_a_client_port_in_use_is_refused(servers, etcd35, kind, extra, reuse_por
     assert code == 1, log[-2000:]
     assert f"listen tcp 127.0.0.1:{port}: bind: address already in use" in log, log[-2000:]
     assert "Traceback" not in log
+
+
+@pytest.mark.parametrize("kind", ["pyetcd", "etcd3.5"])
+def test_a_peer_port_in_use_is_refused(servers, etcd35, kind):
+    port = free_port()
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", port))
+    holder.listen()
+    try:
+        s = servers(kind, peer_port=port)
+        s.cluster_args = ["--initial-advertise-peer-urls", s.peer_url,
+                          "--initial-cluster", f"{s.name}={s.peer_url}"]
+        s.start(wait=False)
+        code = s.proc.wait(timeout=30)
+        log = s.log()
+    finally:
+        holder.close()
+    assert code == 1, log[-2000:]
+    assert f"listen tcp 127.0.0.1:{port}: bind: address already in use" in log, log[-2000:]
+    assert "Traceback" not in log
