@@ -256,14 +256,6 @@ def _stream_decoder(cls):
     return decode
 
 
-def _bytes_or(serialize):
-    """A response serializer that passes bytes through (a servicer that
-    encoded a response itself, e.g. one shared part for many watchers)."""
-    def ser(msg) -> bytes:
-        return msg if type(msg) is bytes else serialize(msg)
-    return ser
-
-
 def method_handlers(service_descriptor, servicer, max_recv: int) -> dict:
     """{method name: grpc handler} for every method of the service that
     ``servicer`` implements.  Unary requests arrive as bytes and are decoded
@@ -289,8 +281,6 @@ def method_handlers(service_descriptor, servicer, max_recv: int) -> dict:
         if kind != "unary":
             fn = _counted_stream(fn, servicer, key)
         ser = resp_cls.SerializeToString
-        if m.name in getattr(servicer, "RAW_RESPONSES", ()):
-            ser = _bytes_or(ser)
         if m.client_streaming and m.server_streaming:
             h = grpc.stream_stream_rpc_method_handler(
                 fn, request_deserializer=_stream_decoder(req_cls), response_serializer=ser)

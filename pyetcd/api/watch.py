@@ -88,31 +88,9 @@ def fragments(resp: pb.WatchResponse, limit: int) -> list[pb.WatchResponse]:
             return out
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    n &= (1 << 64) - 1   # int64 on the wire: two's complement, as protobuf encodes it
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
 class WatchServicer:
-    # Watch's responses may be bytes: the events of one put reach every
-    # watcher of it, so their encoding (header and events) is made once and
-    # each watcher's message is that plus its own watch_id field (protobuf
-    # parsers take fields in any order; a repeated scalar field is the last)
-    RAW_RESPONSES = ("Watch",)
-
     def __init__(self, server):
         self.s = server
-        # (revision, term) -> {event ids: (events, encoding)}; the events are
-        # held, so no id in a key can be reused while it is cached
-        self._shared: tuple = (None, {})
         try:
             self.progress_interval = parse_go_duration(
                 server.cfg.experimental_watch_progress_notify_interval or "0") \
@@ -256,14 +234,8 @@ class WatchServicer:
                     st.progress[wid] = True
 
     # ---- responses --------------------------------------------------------------------------
-    def _responses(self, item: WatchResponse, st: _StreamState) -> list:
+    def _responses(self, item: WatchResponse, st: _StreamState) -> list[pb.WatchResponse]:
         s = self.s
-        wid = item.watch_id
-        if item.events and not item.compact_revision and wid >= 0 and \
-                wid not in st.prev_kv and wid not in st.fragment:
-            if st.progress.get(wid):
-                st.progress[wid] = False  # events sent: skip the next progress notification
-            return [self._shared_encoding(item) + (b"\x10" + _varint(wid) if wid else b"")]
         resp = pb.WatchResponse(watch_id=item.watch_id, compact_revision=item.compact_revision,
                                 canceled=item.compact_revision != 0)
         fill_header(s, resp.header, item.revision)
@@ -278,30 +250,6 @@ class WatchServicer:
         if wid in st.fragment:
             return fragments(resp, s.max_request_bytes)
         return [resp]
-
-    def _shared_encoding(self, item: WatchResponse) -> bytes:
-        """The header and events of ``item`` encoded as a WatchResponse
-        without watch_id, made once for every watcher that gets the same
-        events at the same revision and term."""
-        s = self.s
-        key = (item.revision, s.term)
-        at, cache = self._shared
-        if at != key:
-            cache = {}
-            self._shared = (key, cache)
-        events = item.events
-        ids = tuple(map(id, events))
-        hit = cache.get(ids)
-        if hit is not None:
-            return hit[1]
-        resp = pb.WatchResponse()
-        fill_header(s, resp.header, item.revision)
-        resp.events.extend(events)
-        data = resp.SerializeToString()
-        if len(cache) >= 64:
-            cache.clear()
-        cache[ids] = (tuple(events), data)
-        return data
 
     def _add_prev_kvs(self, resp: pb.WatchResponse) -> None:
         for ev in resp.events:
