@@ -11,6 +11,16 @@ import pytest
 
 from pyetcd.testing import free_port
 
+def _refused(s, port: int) -> None:
+    """``s`` exits 1 at start with etcd's text for ``port`` in use, no traceback."""
+    s.start(wait=False)
+    code = s.proc.wait(timeout=30)
+    log = s.log()
+    assert code == 1, log[-2000:]
+    assert f"listen tcp 127.0.0.1:{port}: bind: address already in use" in log, log[-2000:]
+    assert "Traceback" not in log
+
+
 CASES = [("pyetcd", []), ("pyetcd", ["--frontends", "1"]), ("etcd3.5", [])]
 
 
@@ -24,15 +34,9 @@ def test_a_client_port_in_use_is_refused(servers, etcd35, kind, extra, reuse_por
     holder.bind(("127.0.0.1", port))
     holder.listen()
     try:
-        s = servers(kind, client_port=port, extra=extra)
-        s.start(wait=False)
-        code = s.proc.wait(timeout=30)
-        log = s.log()
+        _refused(servers(kind, client_port=port, extra=extra), port)
     finally:
         holder.close()
-    assert code == 1, log[-2000:]
-    assert f"listen tcp 127.0.0.1:{port}: bind: address already in use" in log, log[-2000:]
-    assert "Traceback" not in log
 
 
 @pytest.mark.parametrize("kind", ["pyetcd", "etcd3.5"])
@@ -45,11 +49,6 @@ def test_a_peer_port_in_use_is_refused(servers, etcd35, kind):
         s = servers(kind, peer_port=port)
         s.cluster_args = ["--initial-advertise-peer-urls", s.peer_url,
                           "--initial-cluster", f"{s.name}={s.peer_url}"]
-        s.start(wait=False)
-        code = s.proc.wait(timeout=30)
-        log = s.log()
+        _refused(s, port)
     finally:
         holder.close()
-    assert code == 1, log[-2000:]
-    assert f"listen tcp 127.0.0.1:{port}: bind: address already in use" in log, log[-2000:]
-    assert "Traceback" not in log
