@@ -50,51 +50,42 @@ class LeaseOps:
         return resp
 
     async def renew(self, r: pb.LeaseKeepAliveRequest) -> pb.LeaseKeepAliveResponse:
-        """One keep-alive, renewed by the leader."""
+        """One keep-alive, renewed by the leader.  A follower forwards it, and
+        while there is no leader or none can be reached (a leader just
+        killed, an election under way: Unavailable) tries again every 50 ms
+        until the request times out, as etcd's LeaseRenew does, so a
+        client's keep-alive stream rides out a leader change; the leader's
+        own refusals (auth, ...) are answered at once."""
         s = self.s
         await s.gate.check_lease_keys(r.ID, read=False)
         resp = pb.LeaseKeepAliveResponse(ID=r.ID)
         deadline = time.monotonic() + s.request_timeout
         while True:
             if not s.raft.is_leader:
-                return await self._forward_renew(r, deadline)
-            try:
-                resp.TTL = s.lessor.renew(r.ID)
-                break
-            except LeaseNotFound:
-                resp.TTL = 0
-                break
-            except (NotPrimary, LeaseExpired):
-                # a new leader still applying earlier terms, or an expired lease
-                # whose revoke is in flight: wait, as etcd's Renew does
-                if time.monotonic() >= deadline:
-                    raise errors.TIMEOUT() from None
-                await asyncio.sleep(RENEW_RETRY)
+                try:
+                    return await s.forwarder.forward(
+                        "Lease", "LeaseKeepAlive", r, stream=True,
+                        timeout=max(deadline - time.monotonic(), 0.001))
+                except errors.EtcdError as exc:
+                    if exc.code == "DeadlineExceeded":
+                        raise errors.TIMEOUT() from None
+                    if exc.code != "Unavailable":
+                        raise
+                    log.debug("keep-alive of %x not forwarded (%s), retrying", r.ID, exc.message)
+                wait = FORWARD_RETRY
+            else:
+                try:
+                    resp.TTL = s.lessor.renew(r.ID)
+                    break
+                except LeaseNotFound:
+                    resp.TTL = 0
+                    break
+                except (NotPrimary, LeaseExpired):
+                    # a new leader still applying earlier terms, or an expired lease
+                    # whose revoke is in flight: wait, as etcd's Renew does
+                    wait = RENEW_RETRY
+            if time.monotonic() >= deadline:
+                raise errors.TIMEOUT()
+            await asyncio.sleep(wait)
         s.header(resp.header)
         return resp
-
-    async def _forward_renew(self, r: pb.LeaseKeepAliveRequest, deadline: float):
-        """A follower's keep-alive: to the leader, and while there is none or
-        it cannot be reached (a leader just killed, an election under way),
-        again every 50 ms (on Unavailable: no leader, none reachable)
-        until the request times out, as etcd's LeaseRenew
-        does, so a client's keep-alive stream rides out a leader change
-        instead of failing and backing off.  The leader's role can move here
-        meanwhile: then this member renews it itself."""
-        s = self.s
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise errors.TIMEOUT()
-            if s.raft.is_leader:
-                return await self.renew(r)
-            try:
-                return await s.forwarder.forward("Lease", "LeaseKeepAlive", r, stream=True,
-                                                 timeout=remaining)
-            except errors.EtcdError as exc:
-                if exc.code == "DeadlineExceeded":
-                    raise errors.TIMEOUT() from None
-                if exc.code != "Unavailable":  # the leader's own answer (auth, ...)
-                    raise
-                log.debug("keep-alive of %x not forwarded (%s), retrying", r.ID, exc.message)
-            await asyncio.sleep(FORWARD_RETRY)

@@ -17,6 +17,7 @@ class Host:
     def __init__(self):
         self.got: list[Message] = []
         self.unreachable = 0
+        self.rtts: list = []
         self.arrived = asyncio.Event()
 
     def on_messages(self, msgs):
@@ -27,7 +28,7 @@ class Host:
         self.unreachable += 1
 
     def on_snapshot_status(self, member_id, ok):
-        pass
+        raise AssertionError("no snapshot is sent here")
 
     def is_removed(self, member_id):
         return False
@@ -42,7 +43,7 @@ class Host:
         raise AssertionError("no snapshot is sent here")
 
     def on_rtt(self, member_id, seconds):
-        pass
+        self.rtts.append((member_id, seconds))
 
 
 async def _scenario(hangups: int, mode: str):
@@ -73,6 +74,7 @@ async def _scenario(hangups: int, mode: str):
         assert [(m.type, m.frm, m.term) for m in receiver.host.got] == [
             (MessageType.HEARTBEAT, 1, 3)]
         assert not dialler.peers[2].task.done(), "the dialling task must live on"
+        assert [m for m, _ in dialler.host.rtts] == [2], "one handshake completed"
     finally:
         await dialler.stop()
         await receiver.stop()
